@@ -1,0 +1,1 @@
+"""Command-line interface: ``roomtone <command>`` (see ``roomtone.cli.main``)."""
