@@ -1,0 +1,151 @@
+"""The log-mel front end the expect stage analyses: the exact one the model will see.
+
+``make_frontend`` builds it from explicit settings (or copies a model's ``model.frontend``), so the
+feasibility numbers (baseline separability, reconstructions) are computed on the same input,
+including the ``fmin``/``fmax`` crop. ``mel_filterbank`` returns its mel weights as a matrix, which
+the reconstruction in :mod:`roomtone.expect.listen` inverts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from roomtone.errors import ParameterError
+
+
+def default_settings(*, sr: int) -> dict:
+    """Front-end defaults scaled to the sample rate: ~32 ms window, 10 ms hop, 40 mels at <= 8 kHz, else 64."""
+    if not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise ParameterError(f"sr={sr!r} must be a positive integer")
+    n_fft = 2 ** int(round(math.log2(0.032 * sr)))
+    return {
+        "sr": int(sr),
+        "n_fft": int(max(n_fft, 64)),
+        "hop_length": int(max(1, round(0.010 * sr))),
+        "n_mels": 40 if sr <= 8000 else 64,
+        "fmin": 0.0,
+        "fmax": None,
+    }
+
+
+def make_frontend(
+    *,
+    sr: int,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    n_mels: int | None = None,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    model: torch.nn.Module | None = None,
+) -> torch.nn.Module:
+    """A log-mel (dB) module mapping ``(..., time)`` at ``sr`` Hz to ``(..., n_mels, frames)``.
+
+    With ``model``, its ``model.frontend`` is returned (the exact input the model sees). Otherwise
+    ``roomtone.features.log_mel`` is built with the given settings; None takes :func:`default_settings`.
+    """
+    if model is not None:
+        fe = getattr(model, "frontend", None)
+        if fe is None:
+            raise ParameterError(f"model {type(model).__name__} has no `frontend` attribute; pass the settings instead")
+        return fe.eval()
+    d = default_settings(sr=sr)
+    kw = {
+        "sr": int(sr),
+        "n_fft": int(n_fft or d["n_fft"]),
+        "hop_length": int(hop_length or d["hop_length"]),
+        "n_mels": int(n_mels or d["n_mels"]),
+        "fmin": float(fmin),
+        "fmax": None if fmax is None else float(fmax),
+    }
+    nyq = sr / 2
+    if not 0 <= kw["fmin"] < (kw["fmax"] or nyq) <= nyq:
+        raise ParameterError(f"fmin={fmin!r}, fmax={fmax!r} must satisfy 0 <= fmin < fmax <= sr/2 = {nyq}")
+    try:
+        from roomtone.features import log_mel
+    except ImportError:  # TEMPORARY private fallback until roomtone.features lands (remove then)
+        return _FallbackLogMel(**kw).eval()
+    return log_mel(**kw).eval()
+
+
+class _FallbackLogMel(torch.nn.Module):
+    """TEMPORARY stand-in for ``roomtone.features.log_mel`` (same settings, power -> dB, top_db=80)."""
+
+    def __init__(self, *, sr, n_fft, hop_length, n_mels, fmin, fmax):
+        super().__init__()
+        self.sr, self.n_fft, self.hop_length, self.win_length = sr, n_fft, hop_length, n_fft
+        self.n_mels, self.fmin, self.fmax = n_mels, fmin, fmax if fmax is not None else sr / 2
+        self.register_buffer("window", torch.hann_window(n_fft))
+        fb = _slaney_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=self.fmax)
+        self.register_buffer("fb", torch.from_numpy(fb))
+
+    def forward(self, x):
+        shape = x.shape
+        spec = torch.stft(x.reshape(-1, shape[-1]), self.n_fft, self.hop_length, window=self.window,
+                          center=True, return_complex=True).abs() ** 2
+        db = 10 * torch.log10(torch.clamp(self.fb @ spec, min=1e-10))
+        db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - 80.0)
+        return db.reshape(*shape[:-1], *db.shape[-2:])
+
+
+def settings_of(frontend: torch.nn.Module) -> dict:
+    """The front end's settings as a plain dict (``sr, n_fft, hop_length, win_length, n_mels, fmin, fmax``)."""
+    out = {}
+    for k in ("sr", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax"):
+        v = getattr(frontend, k, None)
+        if v is None:
+            for child in frontend.modules():
+                if getattr(child, k, None) is not None:
+                    v = getattr(child, k)
+                    break
+        out[k] = v
+    if out["win_length"] is None:
+        out["win_length"] = out["n_fft"]
+    if out["fmax"] is None and out["sr"]:
+        out["fmax"] = out["sr"] / 2
+    return out
+
+
+def _hz_to_mel_slaney(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def _slaney_filterbank(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-scale, Slaney-normalised triangular filters ``(n_mels, n_fft // 2 + 1)`` (the librosa default)."""
+    fft_f = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    pts = _mel_to_hz_slaney(np.linspace(_hz_to_mel_slaney(fmin), _hz_to_mel_slaney(fmax), n_mels + 2))
+    fdiff = np.diff(pts)
+    ramps = pts[:, None] - fft_f[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    w = np.maximum(0.0, np.minimum(lower, upper))
+    return (w * (2.0 / (pts[2:] - pts[:-2]))[:, None]).astype(np.float32)
+
+
+def mel_filterbank(frontend: torch.nn.Module) -> np.ndarray:
+    """The front end's mel weights as ``(n_mels, n_fft // 2 + 1)`` float32.
+
+    Taken from the module's own buffers when one has that shape (either orientation); otherwise rebuilt
+    with the Slaney mel scale and norm (the ``log_mel`` default) from the module's settings.
+    """
+    s = settings_of(frontend)
+    n_freq, n_mels = s["n_fft"] // 2 + 1, s["n_mels"]
+    for _, buf in frontend.named_buffers():
+        if buf.ndim == 2 and tuple(buf.shape) == (n_mels, n_freq):
+            return buf.detach().cpu().numpy().astype(np.float32)
+        if buf.ndim == 2 and tuple(buf.shape) == (n_freq, n_mels):
+            return buf.detach().cpu().numpy().T.astype(np.float32).copy()
+    return _slaney_filterbank(sr=s["sr"], n_fft=s["n_fft"], n_mels=n_mels, fmin=float(s["fmin"] or 0.0),
+                              fmax=float(s["fmax"]))
