@@ -1,0 +1,146 @@
+"""``prepare``: a folder (or CSV) of recordings -> an audited, leak-free, trimmed PREPARED DIR.
+
+Steps: build the manifest (:mod:`roomtone.prepare.folder`) -> audit every file and leave out the bad
+ones (:mod:`roomtone.prepare.audit`) -> optional silence trim / sliding windows
+(:mod:`roomtone.prepare.segment`) -> grouped, stratified splits (:mod:`roomtone.prepare.splits`) ->
+write ``manifest.csv``, ``prepare.json``, ``audit.json``, ``audit.html``.
+
+``prepare.json`` = ``{"version", "labels", "sr", "clip_seconds", "settings": {every argument},
+"counts": {split: {label: n}}, "bad_files", "skipped_files", "groups_overlap"}``. ``sr`` is the
+given rate, or the most common rate among the good files (datasets resample everything to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from roomtone.errors import DataError, ParameterError
+
+PREPARE_VERSION = 1
+
+
+def prepare(
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    label_pattern: str | None = None,
+    columns: dict[str, str] | None = None,
+    valid: float = 0.1,
+    test: float = 0.2,
+    seed: int = 0,
+    group_split: bool = True,
+    clip_seconds: float | None = None,
+    trim_db: float | None = None,
+    window: float | None = None,
+    hop: float | None = None,
+    sr: int | None = None,
+    overwrite: bool = False,
+    test_pattern: str | None = None,
+    test_groups: list[str] | None = None,
+    valid_groups: list[str] | None = None,
+    min_duration: float = 0.05,
+    workers: int = 1,
+    html: bool = True,
+    console=None,
+    progress=None,
+) -> Path:
+    """Prepare ``data`` into ``out_dir`` and return ``out_dir``.
+
+    Args:
+        data: a folder of recordings (label = parent folder, or ``label_pattern``), a CSV file, or a
+            folder holding ``manifest.csv``.
+        out_dir: the prepared folder to write.
+        label_pattern: regex with named groups ``label`` (required), ``group``, ``split``, matched on
+            file names (e.g. ``r"(?P<label>\\d)_(?P<group>[a-z]+)_\\d+\\.wav"`` for FSDD).
+        columns: CSV column names, e.g. ``{"path": "fname", "label": "target"}`` (else detected).
+        valid, test: split fractions of the rows that have no split yet.
+        seed: split seed (same seed, same split).
+        group_split: keep each group on one side of every split.
+        clip_seconds: fixed clip length the datasets crop/pad to (recorded in ``prepare.json``).
+        trim_db: trim leading/trailing parts more than this many dB below the loudest frame.
+        window, hop: cut sliding windows of ``window`` seconds every ``hop`` seconds (default: hop = window).
+        sr: working sample rate in Hz (None: the most common rate in the data).
+        overwrite: replace an existing prepared folder's files.
+        test_pattern: regex on the relative path; matching files are test (FSDD official: ``r"_[0-4]\\.wav$"``).
+        test_groups, valid_groups: leave-groups-out split (these groups go to test / valid).
+        min_duration: files shorter than this (seconds) are bad.
+        workers: audit processes.
+        html: also write ``audit.html``.
+        console: a ``rich.console.Console`` to print the audit and split tables to (None: silent).
+
+    Raises:
+        DataError: nothing usable in ``data``, or ``out_dir`` already prepared and ``overwrite`` is False.
+    """
+    from roomtone.prepare.audit import audit_rows, bad_paths, print_audit, write_audit
+    from roomtone.prepare.folder import build_manifest
+    from roomtone.prepare.manifest import labels_of, write_manifest
+    from roomtone.prepare.segment import segment_rows
+    from roomtone.prepare.splits import assign_splits, format_split_table, groups_overlap, split_counts
+
+    settings = dict(data=str(Path(data).resolve()), label_pattern=label_pattern, columns=columns, valid=valid,
+                    test=test, seed=seed, group_split=group_split, clip_seconds=clip_seconds, trim_db=trim_db,
+                    window=window, hop=hop, sr=sr, test_pattern=test_pattern, test_groups=test_groups,
+                    valid_groups=valid_groups, min_duration=min_duration)
+    if sr is not None and (not isinstance(sr, int) or sr <= 0):
+        raise ParameterError(f"sr={sr!r} must be a positive integer (Hz) or None")
+    if clip_seconds is not None and clip_seconds <= 0:
+        raise ParameterError(f"clip_seconds={clip_seconds!r} must be > 0 seconds or None")
+    if trim_db is not None and trim_db <= 0:
+        raise ParameterError(f"trim_db={trim_db!r} must be > 0 dB (how far below the peak counts as silence)")
+    out = Path(out_dir)
+    if (out / "manifest.csv").exists() and not overwrite:
+        raise DataError(f"{out}: already prepared (manifest.csv exists); pass overwrite=True (--overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+
+    rows, skipped = build_manifest(data, label_pattern=label_pattern, columns=columns, test_pattern=test_pattern)
+    report = audit_rows(rows, workers=workers, skipped=skipped, min_duration=min_duration, progress=progress,
+                        data=str(data))
+    bad = bad_paths(report)
+    rows = [r for r in rows if r.path not in bad]
+    if not rows:
+        write_audit(report, out, html=html)
+        raise DataError(f"{data}: every file is bad or unlabelled; see {out / 'audit.json'}")
+    seg_errors: list[dict] = []
+    if trim_db is not None or window is not None:
+        rows = segment_rows(rows, trim_db=trim_db, window=window, hop=hop,
+                            on_error=lambda r, why: seg_errors.append({"path": r.path, "label": r.label,
+                                                                       "reason": why}))
+        if seg_errors:
+            report["bad"].extend(seg_errors)
+            report["summary"]["bad"] += len(seg_errors)
+    rows = assign_splits(rows, valid=valid, test=test, seed=seed, group_split=group_split,
+                         test_groups=test_groups, valid_groups=valid_groups, warn=console is None)
+    write_audit(report, out, html=html)
+    if sr is None:
+        rates = Counter(f["sr"] for f in report["files"] if f["ok"])
+        sr = int(rates.most_common(1)[0][0]) if rates else None
+    labels = labels_of(rows)
+    overlap = groups_overlap(rows)
+    write_manifest(out / "manifest.csv", rows)
+    meta = {
+        "version": PREPARE_VERSION,
+        "labels": labels,
+        "sr": sr,
+        "clip_seconds": clip_seconds,
+        "settings": settings,
+        "counts": split_counts(rows),
+        "rows": len(rows),
+        "bad_files": len(report["bad"]),
+        "skipped_files": len(skipped),
+        "groups_overlap": overlap,
+    }
+    tmp = out / "prepare.json.partial"
+    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+    os.replace(tmp, out / "prepare.json")
+    if console is not None:
+        from roomtone.prepare.splits import split_warnings
+
+        print_audit(report, console=console)
+        console.print(format_split_table(rows))
+        for msg in split_warnings(rows, expect={"train"}):
+            console.print(f"[yellow]warning:[/] {msg}")
+        console.print(f"prepared {len(rows)} rows, {len(labels)} classes -> {out}")
+    return out
