@@ -1,0 +1,179 @@
+"""Rooms: FFT convolution with room impulse responses (RIRs), RIR banks (measured or simulated),
+and the acoustic measures of each RIR (RT60 by Schroeder backward integration, direct-to-reverberant ratio).
+
+Alignment: the output of :func:`convolve_rir` is time-aligned with the dry input: the RIR's
+direct-path peak (its largest absolute sample, or a given index) lands on t=0, and the output has the
+input's length. A delta RIR therefore returns the input unchanged.
+
+Energy normalisation (``normalize``):
+
+* ``"energy"`` (default): the RIR is scaled to unit L2 norm, so for a broadband input the output has
+  about the input's power (a reverberant room does not make the clip louder or quieter on average);
+* ``"direct"``: the direct-path peak is scaled to 1, so the dry part keeps its level and reverberation adds on top;
+* ``"none"``: the RIR is used as given.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from roomtone.errors import ParameterError
+
+NORMALIZE = ("energy", "direct", "none")
+
+
+def _fft_size(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (fast FFT sizes)."""
+    best = 1 << (n - 1).bit_length()
+    f5 = 1
+    while f5 < best:
+        f35 = f5
+        while f35 < best:
+            f = f35
+            while f < n:
+                f *= 2
+            best = min(best, f)
+            f35 *= 3
+        f5 *= 5
+    return best
+
+
+def _batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
+    if not isinstance(x, torch.Tensor):
+        raise ParameterError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim == 1:
+        return x.unsqueeze(0), True
+    if x.ndim == 2:
+        return x, False
+    raise ParameterError(f"{name} has shape {tuple(x.shape)}; expected (batch, time) or (time,)")
+
+
+def direct_path_index(rir: torch.Tensor) -> torch.Tensor:
+    """Index of the direct-path peak (largest absolute sample) of each RIR ``(batch, L)`` -> ``(batch,)``."""
+    r, squeeze = _batch(rir, "rir")
+    idx = r.abs().argmax(dim=-1)
+    return idx[0] if squeeze else idx
+
+
+def convolve_rir(
+    signal: torch.Tensor,
+    rir: torch.Tensor,
+    *,
+    align: str | int | torch.Tensor = "direct",
+    normalize: str = "energy",
+    wet: float | torch.Tensor = 1.0,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Reverberate ``signal`` with ``rir`` by FFT convolution, keeping time alignment and length.
+
+    Args:
+        signal: ``(batch, time)`` or ``(time,)``.
+        rir: ``(batch, L)`` (one per example), or ``(L,)`` / ``(1, L)`` (the same for all), same sample rate.
+        align: ``"direct"`` (shift by the direct-path peak), ``"none"`` (plain causal convolution,
+            cropped to the input length), or the peak index: an int or a ``(batch,)`` tensor.
+        normalize: ``"energy"``, ``"direct"`` or ``"none"`` (see the module docstring).
+        wet: mix in [0, 1] (number or ``(batch,)``): ``wet * reverberated + (1 - wet) * signal``.
+        lengths: valid samples per example; the reverberant tail is not written into padding.
+
+    Returns:
+        Same shape as ``signal``.
+
+    Raises:
+        ParameterError: an RIR with no energy, a non-finite RIR, mismatched batch sizes.
+    """
+    if normalize not in NORMALIZE:
+        raise ParameterError(f"normalize={normalize!r} must be one of {NORMALIZE}")
+    x, squeeze = _batch(signal, "signal")
+    h, _ = _batch(rir, "rir")
+    b, t = x.shape
+    if h.shape[0] not in (1, b):
+        raise ParameterError(f"rir has batch {h.shape[0]} but signal has {b}; give one RIR or one per example")
+    h = h.to(device=x.device, dtype=torch.float32)
+    if not torch.isfinite(h).all():
+        raise ParameterError("rir has non-finite samples (NaN or inf)")
+    energy = h.pow(2).sum(-1)
+    if (energy <= 1e-12).any():
+        idx = (energy <= 1e-12).nonzero().flatten().tolist()
+        raise ParameterError(f"rir {idx} has no energy (all zeros): it would silence the signal")
+    if isinstance(align, str):
+        if align == "direct":
+            shift = h.abs().argmax(dim=-1)
+        elif align == "none":
+            shift = torch.zeros(h.shape[0], dtype=torch.long, device=x.device)
+        else:
+            raise ParameterError(f"align={align!r} must be 'direct', 'none', an int or a (batch,) tensor of indices")
+    else:
+        shift = torch.as_tensor(align, dtype=torch.long, device=x.device).reshape(-1)
+        if shift.numel() == 1:
+            shift = shift.expand(h.shape[0])
+        if shift.numel() != h.shape[0] or (shift < 0).any() or (shift >= h.shape[1]).any():
+            raise ParameterError(f"align={align!r}: indices must be within 0..{h.shape[1] - 1}, one per RIR")
+    if normalize == "energy":
+        h = h / energy.sqrt().unsqueeze(1)
+    elif normalize == "direct":
+        peak = h.gather(1, shift.unsqueeze(1))
+        if (peak.abs() <= 1e-12).any():
+            raise ParameterError("normalize='direct': the RIR is zero at the direct-path index")
+        h = h / peak
+    n = _fft_size(t + h.shape[1] - 1)
+    spec = torch.fft.rfft(x.float(), n=n) * torch.fft.rfft(h, n=n)
+    full = torch.fft.irfft(spec, n=n)
+    if shift.numel() == 1 or bool((shift == shift[0]).all()):
+        s = int(shift[0])
+        wet_sig = full[:, s : s + t]
+    else:
+        pos = shift.unsqueeze(1).expand(b, t) + torch.arange(t, device=x.device).unsqueeze(0)
+        wet_sig = full.gather(1, pos)
+    w = torch.as_tensor(wet, dtype=torch.float32, device=x.device).reshape(-1)
+    if ((w < 0) | (w > 1)).any():
+        raise ParameterError(f"wet={wet!r} must be within [0, 1]")
+    w = w.unsqueeze(1) if w.numel() > 1 else w
+    out = w * wet_sig + (1.0 - w) * x.float() if not (w.numel() == 1 and float(w) == 1.0) else wet_sig
+    if lengths is not None:
+        from roomtone.prepare.noise import valid_mask
+
+        out = out * valid_mask(lengths, batch=b, time=t, device=x.device)
+    out = out.to(x.dtype)
+    return out[0] if squeeze else out
+
+
+def schroeder_db(rir: torch.Tensor) -> torch.Tensor:
+    """Energy decay curve in dB (Schroeder backward integration), 0 dB at the start. ``(..., L)``."""
+    e = rir.double().pow(2).flip(-1).cumsum(-1).flip(-1)
+    return 10.0 * torch.log10(e / e[..., :1].clamp_min(1e-30) + 1e-30)
+
+
+def measure_rt60(rir: torch.Tensor, *, sr: int) -> float:
+    """RT60 in seconds of one RIR ``(L,)``, from the decay after its direct-path peak.
+
+    A line is fitted (least squares) to the Schroeder curve between -5 and -25 dB and extrapolated to
+    -60 dB (T20); when the curve never reaches -25 dB, between -5 and -15 dB (T10). Returns NaN only
+    if the RIR decays by less than 15 dB (no estimate possible); callers treat that as unknown.
+    """
+    h = rir.reshape(-1).double()
+    if float(h.pow(2).sum()) <= 1e-20:
+        raise ParameterError("rir has no energy (all zeros): no RT60")
+    h = h[int(h.abs().argmax()):]
+    edc = schroeder_db(h)
+    for lo in (-25.0, -15.0):
+        sel = (edc <= -5.0) & (edc >= lo)
+        if int(sel.sum()) >= 3 and float(edc.min()) <= lo:
+            t = torch.nonzero(sel).flatten().double() / sr
+            y = edc[sel]
+            tm, ym = t.mean(), y.mean()
+            slope = float(((t - tm) * (y - ym)).sum() / ((t - tm).pow(2).sum()).clamp_min(1e-30))
+            if slope < 0:
+                return -60.0 / slope
+    return float("nan")
+
+
+def measure_drr(rir: torch.Tensor, *, sr: int, window_ms: float = 2.5) -> float:
+    """Direct-to-reverberant ratio in dB: energy within ``window_ms`` of the direct-path peak over the rest after it."""
+    h = rir.reshape(-1).double()
+    if float(h.pow(2).sum()) <= 1e-20:
+        raise ParameterError("rir has no energy (all zeros): no DRR")
+    p = int(h.abs().argmax())
+    w = max(1, int(round(window_ms * 1e-3 * sr)))
+    direct = h[max(0, p - w) : p + w + 1].pow(2).sum()
+    rest = h[p + w + 1 :].pow(2).sum()
+    return float(10.0 * torch.log10(direct.clamp_min(1e-30) / rest.clamp_min(1e-30)))

@@ -1,0 +1,53 @@
+"""AddBabble: the sum of N other utterances (from the user's own recordings) at a random SNR."""
+
+from __future__ import annotations
+
+import torch
+
+from roomtone.prepare.banks import NoiseBank
+from roomtone.prepare.noise import mix_at_snr
+from roomtone.prepare.transforms.base import Transform, check_range, integers, uniform
+
+
+class AddBabble(Transform):
+    """Babble: ``n`` utterances (``min_speakers..max_speakers``) drawn from ``files`` (paths or
+    ``ManifestRow``s, or a :class:`NoiseBank`), each scaled to unit RMS, summed, and mixed at an SNR
+    uniform in ``[min_snr_db, max_snr_db]``. Utterances are cropped at random offsets (looped when short).
+
+    Params per example: ``utterances`` (names), ``offsets`` (samples), ``snr_db``.
+    """
+
+    def __init__(self, files, *, sr: int, min_speakers: int = 3, max_speakers: int = 6, min_snr_db: float = 0.0,
+                 max_snr_db: float = 20.0, p: float = 1.0, active: bool = False, seed: int = 0):
+        super().__init__(p=p, sr=sr, seed=seed)
+        check_range("snr_db", min_snr_db, max_snr_db)
+        check_range("speakers", min_speakers, max_speakers, low=1)
+        self.bank = files if isinstance(files, NoiseBank) else NoiseBank.from_files(list(files), sr=sr)
+        self.min_speakers, self.max_speakers = int(min_speakers), int(max_speakers)
+        self.min_snr_db, self.max_snr_db = float(min_snr_db), float(max_snr_db)
+        self.active = bool(active)
+
+    def draw_params(self, x, g):
+        b, t = x.shape
+        k = self.max_speakers
+        counts = [self.min_speakers + c for c in integers(g, b, self.max_speakers - self.min_speakers + 1)]
+        idx, off = self.bank.draw(b * k, t, generator=g)
+        snr = uniform(g, b, self.min_snr_db, self.max_snr_db)
+        out = []
+        for i in range(b):
+            n = counts[i]
+            out.append({"utterances": [self.bank.names[j] for j in idx[i * k : i * k + n]],
+                        "offsets": off[i * k : i * k + n], "snr_db": snr[i]})
+        return out
+
+    def apply(self, x, params, lengths):
+        t = x.shape[1]
+        rows = []
+        for p in params:
+            idx = [self.bank.index_of(n) for n in p["utterances"]]
+            crops = self.bank.crop(idx, p["offsets"], t, device=x.device)
+            crops = crops / crops.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-8)
+            rows.append(crops.sum(0))
+        babble = torch.stack(rows)
+        snr = torch.tensor([p["snr_db"] for p in params], dtype=torch.float64, device=x.device)
+        return mix_at_snr(x, babble, snr, active=self.active, lengths=lengths, silent_noise="keep")

@@ -1,0 +1,179 @@
+"""Randomized transforms: determinism, replay, batched == per example, bad input, make_condition."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from roomtone.errors import ParameterError
+from roomtone.prepare.banks import NoiseBank
+from roomtone.prepare.conditions import make_condition
+from roomtone.prepare.roombank import RoomBank
+from roomtone.prepare.transforms import (
+    AddBabble,
+    AddColoredNoise,
+    AddNoise,
+    Compose,
+    Gain,
+    OneOf,
+    Reverberate,
+    SimulateMicrophone,
+)
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def noise_bank(noise_dir):
+    return NoiseBank.from_path(noise_dir, sr=SR, split="train", max_files=4, max_seconds=3.0)
+
+
+@pytest.fixture(scope="module")
+def room_bank(rir_dir):
+    return RoomBank.from_path(rir_dir, sr=SR, split="train", max_seconds=0.5)
+
+
+@pytest.fixture(scope="module")
+def audio():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 8000, generator=g) * 0.1
+
+
+def _all(noise_bank, room_bank, fsdd_files):
+    return {
+        "gain": Gain(min_gain_db=-6, max_gain_db=6, sr=SR),
+        "noise": AddNoise(noise_bank, sr=SR, min_snr_db=0, max_snr_db=10, p=0.7),
+        "colored": AddColoredNoise(sr=SR, min_snr_db=5, max_snr_db=15),
+        "babble": AddBabble(fsdd_files, sr=SR, min_speakers=2, max_speakers=4),
+        "room": Reverberate(room_bank, sr=SR, min_wet=0.5, max_wet=1.0),
+        "mic": SimulateMicrophone(["phone", "laptop", "telephone"], sr=SR, min_gain_db=-3, max_gain_db=6),
+        "chain": Compose([Reverberate(room_bank, sr=SR), AddNoise(noise_bank, sr=SR), SimulateMicrophone(sr=SR)]),
+        "oneof": OneOf([Gain(sr=SR), AddColoredNoise(sr=SR), Reverberate(room_bank, sr=SR)], p=0.8),
+    }
+
+
+@pytest.fixture(scope="module")
+def transforms(noise_bank, room_bank, fsdd_dir):
+    files = sorted(fsdd_dir.glob("*_jackson_*.wav"))[:6]
+    return _all(noise_bank, room_bank, files)
+
+
+NAMES = ["gain", "noise", "colored", "babble", "room", "mic", "chain", "oneof"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seed_determinism_replay_and_batching(transforms, audio, name):
+    t = transforms[name]
+    a = t(audio, generator=torch.Generator().manual_seed(7))
+    pa = t.last_params
+    b = t(audio, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, b) and a.numpy().tobytes() == b.numpy().tobytes()
+    assert t.last_params == pa and len(pa) == audio.shape[0]
+    c = t(audio, generator=torch.Generator().manual_seed(8))
+    assert t.last_params != pa and not torch.equal(a, c)
+    # recorded parameters reproduce the output exactly
+    assert torch.equal(t.replay(audio, pa), a)
+    # batched == per example for the same parameters. Microphones quantize (down to 8 bits for
+    # 'telephone'): a 1e-7 difference between batched and single FFTs may flip one rounding step.
+    lsb = 2.0**-7 if name in ("mic", "chain") else 1e-5
+    for i in range(audio.shape[0]):
+        one = t.replay(audio[i], pa[i])
+        assert torch.allclose(one, a[i], atol=lsb + 1e-6), (name, i)
+        assert float((one - a[i]).abs().mean()) < 1e-5, (name, i)
+    assert torch.isfinite(a).all() and a.shape == audio.shape
+
+
+def test_probability_and_unapplied_examples(noise_bank, audio):
+    t = AddNoise(noise_bank, sr=SR, p=0.0)
+    assert torch.equal(t(audio, generator=torch.Generator()), audio)
+    assert all(p == {"applied": False} for p in t.last_params)
+    t = AddNoise(noise_bank, sr=SR, p=0.5)
+    y = t(audio, generator=torch.Generator().manual_seed(3))
+    applied = [p["applied"] for p in t.last_params]
+    assert 0 < sum(applied) < len(applied)
+    for i, a in enumerate(applied):
+        assert torch.equal(y[i], audio[i]) != a
+
+
+def test_recorded_parameters_are_meaningful(noise_bank, audio):
+    from roomtone.prepare.noise import achieved_snr_db
+
+    t = AddNoise(noise_bank, sr=SR, min_snr_db=3, max_snr_db=12)
+    y = t(audio, generator=torch.Generator().manual_seed(0))
+    for i, p in enumerate(t.last_params):
+        assert p["noise"] in noise_bank.names and 3 <= p["snr_db"] <= 12
+        assert abs(float(achieved_snr_db(audio[i], y[i] - audio[i])) - p["snr_db"]) < 0.05
+
+
+def test_own_generator_when_none_given(audio):
+    t = Gain(sr=SR, seed=4)
+    a = t(audio)
+    b = Gain(sr=SR, seed=4)(audio)
+    assert torch.equal(a, b)
+
+
+def test_lengths_respected(noise_bank, room_bank):
+    x = torch.randn(2, 4000) * 0.1
+    x[1, 2000:] = 0
+    lengths = torch.tensor([4000, 2000])
+    chain = Compose([Reverberate(room_bank, sr=SR), AddNoise(noise_bank, sr=SR), SimulateMicrophone(sr=SR)])
+    y = chain(x, generator=torch.Generator().manual_seed(0), lengths=lengths)
+    assert torch.all(y[1, 2000:] == 0)
+
+
+def test_bad_inputs(noise_bank, room_bank, tmp_path):
+    from roomtone.errors import DataError
+
+    with pytest.raises(ParameterError, match="reversed"):
+        AddNoise(noise_bank, sr=SR, min_snr_db=10, max_snr_db=0)
+    with pytest.raises(ParameterError, match="p=1.5"):
+        Gain(p=1.5)
+    with pytest.raises(ParameterError, match="8000 Hz|16000 Hz"):
+        AddNoise(noise_bank, sr=8000)
+    with pytest.raises(ParameterError, match="16000 Hz"):
+        Reverberate(room_bank, sr=8000)
+    with pytest.raises(DataError, match="does not exist"):
+        AddNoise(tmp_path / "nope", sr=SR)
+    with pytest.raises(ParameterError, match="shape"):
+        Gain(sr=SR)(torch.zeros(1, 2, 3))
+    with pytest.raises(ParameterError, match="tin-can"):
+        SimulateMicrophone("tin-can", sr=SR)
+    with pytest.raises(ParameterError, match="2 parameter dicts"):
+        Gain(sr=SR).replay(torch.zeros(3, 10), [{"gain_db": 0}, {"gain_db": 0}])
+
+
+def test_noise_shorter_than_signal_loops(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).normal(size=1600).astype("float32") * 0.1, SR)
+    t = AddNoise(tmp_path, sr=SR, split=None, min_snr_db=5, max_snr_db=5)
+    y = t(torch.randn(2, 16000) * 0.1, generator=torch.Generator())
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", ["clean", "noise", "room", "mic", "all"])
+def test_make_condition(name, noise_dir, tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ROOMTONE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    t = make_condition(name, sr=8000, noise=noise_dir if name == "all" else None, split="test", snr_db=(5, 5))
+    x = torch.randn(3, 4000) * 0.1
+    y = t(x, generator=torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.equal(t.replay(x, t.last_params), y)
+    assert torch.equal(y, x) == (name == "clean")
+    if name == "all":
+        steps = t.last_params[0]["transforms"]
+        assert [s["name"] for s in steps] == ["Reverberate", "AddNoise", "SimulateMicrophone"]
+        test_names = {f.name for f in __import__("roomtone.prepare.banks", fromlist=["x"]).list_bank_files(
+            noise_dir, split="test")}
+        assert steps[1]["noise"] in test_names
+    with pytest.raises(ParameterError, match="condition 'fog'"):
+        make_condition("fog", sr=8000)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_gpu_same_code_same_result(transforms, audio):
+    for name in ("noise", "room", "chain"):
+        t = transforms[name]
+        a = t(audio, generator=torch.Generator().manual_seed(1))
+        b = t(audio.cuda(), generator=torch.Generator().manual_seed(1))
+        assert b.is_cuda and torch.allclose(a, b.cpu(), atol=1e-4)
