@@ -1,7 +1,28 @@
-"""`roomtone embed` — not written yet (owned by the issue that builds it)."""
+"""`roomtone embed RUN_DIR_OR_NAME FILES... --out emb.npy`: one embedding per file (HEAR scene embeddings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this command to the app. Placeholder until the command is built."""
+    @app.command("embed")
+    def embed_cmd(
+        model: str = typer.Argument(..., help="A run directory from `roomtone train`, or a pre-trained name (aisfx, panns-cnn14, ...)."),
+        files: list[Path] = typer.Argument(..., help="Audio files (any rate: resampled to the model's rate)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output .npy: (n_files, D) float32; rows of unreadable files are NaN."),
+        timestamps: bool = typer.Option(False, help="Also write OUT.timestamps.npz with frame embeddings and times (ms) per file."),
+        cache_dir: Path = typer.Option(None, help="Cache folder for pre-trained weights."),
+    ):
+        """Embed audio files with a trained run or a pre-trained backbone; writes OUT and OUT.files.csv."""
+        from roomtone.hear import embed_files
+
+        summary = embed_files(model, files, out=out, timestamps=timestamps, cache_dir=cache_dir)
+        from rich.console import Console
+
+        c = Console()
+        c.print(f"wrote {summary['out']} {tuple(summary['shape'])}, index {summary['index']}")
+        for path, why in summary["failed"]:
+            c.print(f"[yellow]skipped[/yellow] {path}: {why}")

@@ -1,0 +1,172 @@
+"""The HEAR API (Holistic Evaluation of Audio Representations) over roomtone models.
+
+    from roomtone import hear
+    model = hear.load_model("aisfx")           # a pre-trained name, or a RUN_DIR from `roomtone train`
+    emb, ts = hear.get_timestamp_embeddings(audio, model)   # audio (n_sounds, n_samples) at model.sample_rate
+    scene = hear.get_scene_embeddings(audio, model)         # (n_sounds, scene_embedding_size)
+
+``emb`` is ``(n_sounds, n_timestamps, timestamp_embedding_size)`` and ``ts`` ``(n_sounds, n_timestamps)``
+holds the centre of each embedding's window in **milliseconds**. Models with frame embeddings
+(``forward_frames``: PANNs, aiSFX) use them; other models (a trained VGG) are run on sliding windows
+of ``window_seconds`` every ``hop_seconds``. Scene embeddings are the model's clip embedding
+(``forward_features``, pooled over time when it is a map).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from roomtone.errors import ParameterError
+
+DEFAULT_MODEL = "aisfx"
+
+
+class HearModel(nn.Module):
+    """A roomtone model with the HEAR attributes ``sample_rate``, ``scene_embedding_size``, ``timestamp_embedding_size``."""
+
+    def __init__(self, model: nn.Module, *, window_seconds: float = 1.0, hop_seconds: float = 0.25, name: str = ""):
+        super().__init__()
+        if not (window_seconds > 0 and hop_seconds > 0):
+            raise ParameterError(f"window_seconds={window_seconds!r} and hop_seconds={hop_seconds!r} must be > 0")
+        self.model = model.eval()
+        self.name = name
+        self.sample_rate = int(model.sr)
+        self.window_seconds, self.hop_seconds = float(window_seconds), float(hop_seconds)
+        with torch.no_grad():
+            probe = torch.zeros(1, self.sample_rate)
+            self.scene_embedding_size = int(_scene(model, probe).shape[-1])
+            self.timestamp_embedding_size = (int(model.forward_frames(probe).shape[-1])
+                                             if hasattr(model, "forward_frames") else self.scene_embedding_size)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return _scene(self.model, audio)
+
+
+def _scene(model: nn.Module, audio: torch.Tensor) -> torch.Tensor:
+    feats = model.forward_features(audio)
+    while feats.dim() > 2:  # a feature map (batch, C, freq', frames'): average the map
+        feats = feats.mean(dim=-1)
+    return feats
+
+
+def load_model(model_file_path: str | os.PathLike = "", **kwargs) -> HearModel:
+    """HEAR ``load_model``: a pre-trained name (``aisfx``, ``panns-cnn14``, ... fetched to the cache), or a
+    RUN_DIR written by ``roomtone train``. ``""`` loads ``aisfx``. Keyword arguments go to :class:`HearModel`
+    (``window_seconds``, ``hop_seconds``) except ``cache_dir``, which goes to the fetch.
+    """
+    cache_dir = kwargs.pop("cache_dir", None)
+    target = str(model_file_path) or DEFAULT_MODEL
+    from roomtone.models.pretrained import CATALOG, create_pretrained
+
+    if target in CATALOG:
+        entry = CATALOG[target]
+        # keep the AudioSet classifier for PANNs (harmless for embeddings); a 1-class head otherwise
+        n = 527 if entry.model.startswith("cnn") else 1
+        model = create_pretrained(target, num_classes=n, cache_dir=cache_dir)
+        return HearModel(model, name=target, **kwargs)
+    path = Path(target)
+    if path.is_dir():
+        from roomtone.train import load_run
+
+        model, _labels, _config = load_run(path)
+        return HearModel(model, name=str(path), **kwargs)
+    raise ParameterError(f"model_file_path={target!r} is neither a pre-trained name ({sorted(CATALOG)}) "
+                         f"nor a run directory")
+
+
+def _check_audio(audio, model: HearModel) -> torch.Tensor:
+    if not isinstance(model, HearModel):
+        raise ParameterError(f"model must come from roomtone.hear.load_model; got {type(model).__name__}")
+    audio = torch.as_tensor(audio, dtype=torch.float32)
+    if audio.dim() != 2:
+        raise ParameterError(f"audio must be (n_sounds, n_samples) at {model.sample_rate} Hz; got shape {tuple(audio.shape)}")
+    return audio
+
+
+def _device(model: HearModel) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def get_timestamp_embeddings(audio, model: HearModel, *, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(embeddings (n_sounds, n_timestamps, D), timestamps (n_sounds, n_timestamps) in ms)``."""
+    audio = _check_audio(audio, model)
+    dev = _device(model)
+    net = model.model
+    n, n_samples = audio.shape
+    if hasattr(net, "forward_frames"):
+        outs = [net.forward_frames(audio[i:i + batch_size].to(dev)).float().cpu() for i in range(0, n, batch_size)]
+        emb = torch.cat(outs) if outs else torch.zeros(0, 0, model.timestamp_embedding_size)
+        times = net.frame_times(emb.shape[1]).to(torch.float32) * 1000.0
+    else:
+        sr = model.sample_rate
+        win, hop = max(1, round(model.window_seconds * sr)), max(1, round(model.hop_seconds * sr))
+        n_win = 1 + max(0, -(-(n_samples - win) // hop))
+        padded = torch.nn.functional.pad(audio, (0, max(0, (n_win - 1) * hop + win - n_samples)))
+        windows = padded.unfold(1, win, hop)  # (n, n_win, win)
+        flat = windows.reshape(-1, win)
+        outs = [_scene(net, flat[i:i + batch_size].to(dev)).float().cpu() for i in range(0, flat.shape[0], batch_size)]
+        emb = torch.cat(outs).reshape(n, n_win, -1)
+        times = (torch.arange(n_win, dtype=torch.float32) * hop + win / 2) / sr * 1000.0
+    return emb, times.unsqueeze(0).expand(n, -1).contiguous()
+
+
+@torch.no_grad()
+def get_scene_embeddings(audio, model: HearModel, *, batch_size: int = 16) -> torch.Tensor:
+    """``(n_sounds, scene_embedding_size)``: the model's clip embedding of each sound."""
+    audio = _check_audio(audio, model)
+    dev = _device(model)
+    outs = [_scene(model.model, audio[i:i + batch_size].to(dev)).float().cpu() for i in range(0, audio.shape[0], batch_size)]
+    return torch.cat(outs) if outs else torch.zeros(0, model.scene_embedding_size)
+
+
+def embed_files(model: str | os.PathLike, files, *, out: str | os.PathLike, timestamps: bool = False,
+                cache_dir: str | os.PathLike | None = None) -> dict:
+    """Scene embeddings of audio ``files`` (resampled to the model's rate) saved to ``out`` (.npy, float32).
+
+    A file that cannot be read gets a NaN row and is listed in ``OUT.files.csv`` (columns
+    ``row,path,status``) and in the returned ``failed`` list; the batch goes on. With ``timestamps``,
+    ``OUT.timestamps.npz`` holds ``emb_<row>`` and ``ms_<row>`` arrays per file.
+    Returns ``{"out", "index", "shape", "failed": [(path, reason), ...]}``.
+    """
+    import csv
+
+    import numpy as np
+
+    from roomtone.audio import load
+    from roomtone.errors import RoomtoneError
+
+    hm = load_model(model, cache_dir=cache_dir)
+    out = Path(out)
+    if out.suffix != ".npy":
+        out = out.with_suffix(out.suffix + ".npy") if out.suffix else out.with_suffix(".npy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows, failed, extra = [], [], {}
+    for i, f in enumerate(files):
+        try:
+            y, _ = load(f, sr=hm.sample_rate, mono=True)
+        except (RoomtoneError, OSError, RuntimeError) as exc:
+            failed.append((str(f), str(exc)))
+            rows.append(np.full(hm.scene_embedding_size, np.nan, dtype=np.float32))
+            continue
+        rows.append(get_scene_embeddings(y[None], hm)[0].numpy())
+        if timestamps:
+            emb, ms = get_timestamp_embeddings(y[None], hm)
+            extra[f"emb_{i}"], extra[f"ms_{i}"] = emb[0].numpy(), ms[0].numpy()
+    arr = np.stack(rows).astype(np.float32) if rows else np.zeros((0, hm.scene_embedding_size), np.float32)
+    np.save(out, arr)
+    index = out.with_name(out.stem + ".files.csv")
+    bad = dict(failed)
+    with open(index, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "path", "status"])
+        for i, f in enumerate(files):
+            w.writerow([i, str(f), "error: " + bad[str(f)] if str(f) in bad else "ok"])
+    if timestamps:
+        np.savez(out.with_name(out.stem + ".timestamps.npz"), **extra)
+    return {"out": str(out), "index": str(index), "shape": arr.shape, "failed": failed}
