@@ -1,0 +1,265 @@
+"""Offline rendering: write augmented copies of a dataset plus a manifest of every drawn parameter.
+
+``render(data, out_dir, ...)`` is what ``roomtone simulate`` runs. Each output is determined by
+``(seed, source path, copy)`` alone (its own generator), so an interrupted run resumes where it
+stopped and gives the same files as an uninterrupted one. Progress is appended to
+``OUT_DIR/simulate.log.jsonl``; ``manifest.csv`` is written at the end. The settings are kept in
+``OUT_DIR/simulate.json``: a run with other settings into the same folder needs ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from roomtone.errors import AudioError, DataError, ParameterError
+
+LOG = "simulate.log.jsonl"
+SETTINGS = "simulate.json"
+SKIPPED = "skipped.csv"
+
+
+def parse_range(text: str | float | tuple, *, name: str = "snr") -> tuple[float, float]:
+    """``"0:20"`` -> ``(0.0, 20.0)``; ``"5"`` -> ``(5.0, 5.0)``. Reversed ranges are refused."""
+    if isinstance(text, (tuple, list)):
+        lo, hi = (float(v) for v in text)
+    elif isinstance(text, (int, float)):
+        lo = hi = float(text)
+    else:
+        parts = str(text).split(":")
+        try:
+            vals = [float(p) for p in parts]
+        except ValueError:
+            raise ParameterError(f"--{name} {text!r} must be 'LOW:HIGH' or one number (dB)") from None
+        if len(vals) not in (1, 2):
+            raise ParameterError(f"--{name} {text!r} must be 'LOW:HIGH' or one number (dB)")
+        lo, hi = vals[0], vals[-1]
+    if lo > hi:
+        raise ParameterError(f"--{name} {text!r} is reversed; give LOW:HIGH with LOW <= HIGH")
+    return lo, hi
+
+
+def build_chain(*, sr: int, noise=None, snr_db=(0.0, 20.0), rooms=None, mic=None, split: str = "train",
+                seed: int = 0):
+    """The transform applied by :func:`render`: ``Reverberate`` (if ``rooms``) -> noise (``noise``: a
+    folder/CSV, or ``"colored"``) -> ``SimulateMicrophone`` (if ``mic``: a preset or comma-separated presets)."""
+    from roomtone.prepare.transforms import (
+        AddColoredNoise,
+        AddNoise,
+        Compose,
+        Reverberate,
+        SimulateMicrophone,
+    )
+
+    steps = []
+    if rooms is not None:
+        kw = {"seed": seed} if rooms == "simulated" else None
+        steps.append(Reverberate(rooms, sr=sr, split=split, bank_kw=kw))
+    if noise is not None:
+        lo, hi = snr_db
+        if str(noise) == "colored":
+            steps.append(AddColoredNoise(sr=sr, min_snr_db=lo, max_snr_db=hi))
+        else:
+            steps.append(AddNoise(noise, sr=sr, split=split, min_snr_db=lo, max_snr_db=hi))
+    if mic is not None:
+        mics = [m.strip() for m in mic.split(",")] if isinstance(mic, str) else mic
+        steps.append(SimulateMicrophone(mics, sr=sr))
+    if not steps:
+        raise ParameterError("nothing to simulate: give at least one of noise, rooms, mic")
+    return Compose(steps)
+
+
+def _seed_for(seed: int, key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}|{key}".encode()).digest()[:8], "little") & ((1 << 62) - 1)
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _flat(params: dict) -> dict:
+    """A few columns for people reading the manifest (the full JSON is in ``params``)."""
+    out = {}
+    for step in params.get("transforms", []):
+        if not step.get("applied", True):
+            continue
+        for key in ("snr_db", "noise", "color", "room", "rt60_s", "drr_db", "mic", "gain_db"):
+            if key in step:
+                v = step[key]
+                out[key] = f"{v:.3f}" if isinstance(v, float) else str(v)
+    return out
+
+
+def render(
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    noise=None,
+    snr_db=(0.0, 20.0),
+    rooms=None,
+    mic=None,
+    copies: int = 1,
+    seed: int = 0,
+    sr: int | None = None,
+    split: str = "train",
+    subtype: str = "PCM_16",
+    overwrite: bool = False,
+    console=None,
+    progress: bool = True,
+) -> Path:
+    """Write ``copies`` augmented versions of every example of ``data`` (folder, CSV or prepared dir).
+
+    Outputs are ``OUT_DIR/<relative path without extension>__sim<k>.wav`` (sub-folders kept) and
+    ``OUT_DIR/manifest.csv`` with the source's label/group/split plus ``source``, ``copy``, ``seed``,
+    ``params`` (JSON of every drawn parameter) and readable columns (``snr_db``, ``noise``, ``room``,
+    ``rt60_s``, ``mic``...). Copies keep their source's ``group`` (the source's path when it has none),
+    so a grouped split never puts a copy and its source on different sides.
+
+    Returns:
+        The manifest path.
+
+    Raises:
+        DataError: ``out_dir`` is inside the input folder; a finished/different run exists and
+            ``overwrite`` is False; nothing could be rendered.
+    """
+    from roomtone.audio import load, save
+    from roomtone.prepare.folder import build_manifest
+    from roomtone.prepare.manifest import ManifestRow, write_manifest
+
+    data, out = Path(data), Path(out_dir)
+    if not data.exists():
+        raise DataError(f"{data}: does not exist (expected a folder of recordings or a CSV)")
+    in_folder = data if data.is_dir() else data.parent
+    if _inside(out, in_folder):
+        raise DataError(f"refusing to write into the input folder: {out} is inside {in_folder}; choose another OUT_DIR")
+    if not isinstance(copies, int) or copies < 1:
+        raise ParameterError(f"copies={copies!r} must be a positive integer")
+    snr_db = parse_range(snr_db)
+    settings = {"data": str(data.resolve()), "noise": None if noise is None else str(noise), "snr_db": list(snr_db),
+                "rooms": None if rooms is None else str(rooms), "mic": mic, "copies": copies, "seed": seed, "sr": sr,
+                "split": split, "subtype": subtype, "version": 1}
+    manifest = out / "manifest.csv"
+    if out.exists() and any(out.iterdir()):
+        old = json.loads((out / SETTINGS).read_text()) if (out / SETTINGS).exists() else None
+        if not overwrite:
+            if old is None:
+                raise DataError(f"{out} exists and is not a simulate output; pass --overwrite or choose another OUT_DIR")
+            if old != settings:
+                changed = sorted(k for k in settings if old.get(k) != settings[k])
+                raise DataError(f"{out} holds a run with other settings ({changed}); pass --overwrite to replace it")
+            if manifest.exists():
+                raise DataError(f"{out} already holds this finished run ({manifest}); pass --overwrite to redo it")
+        else:
+            if (out / LOG).exists():  # remove the outputs of the previous run
+                for line in (out / LOG).read_text().splitlines():
+                    try:
+                        (out / json.loads(line)["path"]).unlink(missing_ok=True)
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        continue
+            for name in (LOG, SKIPPED, "manifest.csv"):
+                (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SETTINGS).write_text(json.dumps(settings, indent=1))
+
+    rows, bad_rows = build_manifest(data)
+    done: dict[str, dict] = {}
+    if (out / LOG).exists():
+        for line in (out / LOG).read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                done[rec["key"]] = rec
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut by an interruption
+    skipped = [(str(b.get("path", b)), str(b.get("reason", ""))) for b in bad_rows]
+    chains: dict[int, object] = {}
+    base = data if data.is_dir() else data.parent
+
+    def chain_for(rate: int):
+        if rate not in chains:
+            chains[rate] = build_chain(sr=rate, noise=noise, snr_db=snr_db, rooms=rooms, mic=mic, split=split,
+                                       seed=seed)
+        return chains[rate]
+
+    bar = task = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       console=console, transient=False)
+        bar.start()
+        task = bar.add_task("simulate", total=len(rows) * copies)
+    try:
+        with open(out / LOG, "a", encoding="utf-8") as log:
+            for row in rows:
+                src = Path(row.path)
+                rel = src.relative_to(base) if _inside(src, base) else Path(src.name)
+                seg = "" if row.start is None else f"@{row.start:.3f}-{row.end:.3f}"
+                keys = [f"{rel.as_posix()}{seg}#{k}" for k in range(copies)]
+                if all(k in done for k in keys):
+                    if bar:
+                        bar.advance(task, copies)
+                    continue
+                try:
+                    dur = None if row.end is None else row.end - (row.start or 0.0)
+                    audio, rate = load(src, sr=sr, offset=row.start or 0.0, duration=dur)
+                    if audio.numel() < 2:
+                        raise AudioError(f"{src}: fewer than 2 samples")
+                except AudioError as exc:
+                    skipped.append((str(src), str(exc)))
+                    if console is not None:
+                        console.print(f"[yellow]skipped[/] {src}: {exc}")
+                    if bar:
+                        bar.advance(task, copies)
+                    continue
+                chain = chain_for(rate)
+                for k, key in enumerate(keys):
+                    if key in done:
+                        if bar:
+                            bar.advance(task)
+                        continue
+                    s = _seed_for(seed, key)
+                    y = chain(audio, generator=torch.Generator().manual_seed(s))
+                    params = chain.last_params[0]
+                    stem = rel.with_suffix("").as_posix() + (seg.replace(":", "-") if seg else "")
+                    target = out / f"{stem}__sim{k}.wav"
+                    peak = float(y.abs().max())
+                    save(target, y, rate, subtype=subtype)
+                    rec = {"key": key, "path": target.relative_to(out).as_posix(), "label": row.label,
+                           "group": row.group or rel.as_posix(), "split": row.split, "source": str(src),
+                           "copy": k, "seed": s, "sr": rate, "peak": round(peak, 6), "params": params}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    done[key] = rec
+                    if bar:
+                        bar.advance(task)
+    finally:
+        if bar:
+            bar.stop()
+    if skipped:
+        import csv
+
+        with open(out / SKIPPED, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "reason"])
+            w.writerows(skipped)
+    if not done:
+        raise DataError(f"nothing was rendered from {data}: {len(skipped)} file(s) skipped (see {out / SKIPPED})")
+    out_rows = []
+    for rec in done.values():
+        extra = {"source": rec["source"], "copy": str(rec["copy"]), "seed": str(rec["seed"]), "sr": str(rec["sr"]),
+                 "peak": str(rec["peak"]), "params": json.dumps(rec["params"], sort_keys=True), **_flat(rec["params"])}
+        out_rows.append(ManifestRow(rec["path"], rec["label"], rec["group"], rec["split"], extra=extra))
+    out_rows.sort(key=lambda r: r.path)
+    write_manifest(manifest, out_rows)
+    if console is not None:
+        console.print(f"wrote {len(out_rows)} file(s) and {manifest}; {len(skipped)} skipped"
+                      + (f" (see {out / SKIPPED})" if skipped else ""))
+    return manifest
