@@ -173,9 +173,13 @@ class Aisfx(nn.Module):
     def backbone_parameters(self):
         return list(self.backbone.parameters())
 
-    def backbone_stages(self) -> list[list[nn.Parameter]]:
-        """Parameter groups from the top block down, for gradual unfreezing."""
-        return [list(getattr(self.backbone, f"conv_block{i}").parameters()) for i in range(len(POOLS), 0, -1)]
+    def backbone_stages(self) -> list[nn.Module]:
+        """Backbone modules from the top block down, for gradual unfreezing."""
+        return [getattr(self.backbone, f"conv_block{i}") for i in range(len(POOLS), 0, -1)]
+
+    def classifier(self) -> nn.Module:
+        """The head replaced by :meth:`reset_classifier`."""
+        return self.head
 
 
 @register_model

@@ -232,13 +232,14 @@ class PANNs(nn.Module):
         """Parameters below the classifier (front-end BN, conv blocks, ``fc1``)."""
         return [p for n, p in self.named_parameters() if not n.startswith("fc_audioset.")]
 
-    def backbone_stages(self) -> list[list[nn.Parameter]]:
-        """Parameter groups from the top of the backbone down (``fc1``, last conv block, ..., ``bn0``), for gradual unfreezing."""
-        stages = [list(self.fc1.parameters())]
-        for i in range(len(self.pools), 0, -1):
-            stages.append(list(getattr(self, f"conv_block{i}").parameters()))
-        stages.append(list(self.bn0.parameters()))
-        return stages
+    def backbone_stages(self) -> list[nn.Module]:
+        """Backbone modules from the top down (``fc1``, last conv block, ..., first block, ``bn0``), for gradual unfreezing."""
+        blocks = [getattr(self, f"conv_block{i}") for i in range(len(self.pools), 0, -1)]
+        return [self.fc1, *blocks, self.bn0]
+
+    def classifier(self) -> nn.Module:
+        """The head replaced by :meth:`reset_classifier` (``fc_audioset``)."""
+        return self.fc_audioset
 
 
 def _model_keys(model: PANNs) -> list[str]:
