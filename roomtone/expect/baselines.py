@@ -32,7 +32,7 @@ def logmel_of(waves: list[np.ndarray], *, frontend: torch.nn.Module) -> list[np.
 
 
 def summary_features(logmel: np.ndarray) -> np.ndarray:
-    """Fixed-size summary of one log-mel ``(n_mels, frames)`` -> ``(2 * n_mels + 7 * 13,)`` float32.
+    """Fixed-size summary of one log-mel ``(n_mels, frames)`` -> ``(2 * n_mels + 6 * 13,)`` float32.
 
     Band means and stds; MFCC (orthonormal DCT-II of the dB log-mel, first 13) mean and std over the
     clip, MFCC means over its three equal thirds (the temporal order of the pattern), and the std of the
@@ -41,7 +41,7 @@ def summary_features(logmel: np.ndarray) -> np.ndarray:
     from scipy.fft import dct
 
     n_mels = logmel.shape[0]
-    size = 2 * n_mels + 7 * N_MFCC
+    size = 2 * n_mels + 6 * N_MFCC
     if logmel.ndim != 2:
         raise ParameterError(f"logmel of shape {tuple(logmel.shape)} must be 2-D (n_mels, frames)")
     if logmel.shape[1] == 0:

@@ -63,31 +63,9 @@ def make_frontend(
     nyq = sr / 2
     if not 0 <= kw["fmin"] < (kw["fmax"] or nyq) <= nyq:
         raise ParameterError(f"fmin={fmin!r}, fmax={fmax!r} must satisfy 0 <= fmin < fmax <= sr/2 = {nyq}")
-    try:
-        from roomtone.features import log_mel
-    except ImportError:  # TEMPORARY private fallback until roomtone.features lands (remove then)
-        return _FallbackLogMel(**kw).eval()
+    from roomtone.features import log_mel
+
     return log_mel(**kw).eval()
-
-
-class _FallbackLogMel(torch.nn.Module):
-    """TEMPORARY stand-in for ``roomtone.features.log_mel`` (same settings, power -> dB, top_db=80)."""
-
-    def __init__(self, *, sr, n_fft, hop_length, n_mels, fmin, fmax):
-        super().__init__()
-        self.sr, self.n_fft, self.hop_length, self.win_length = sr, n_fft, hop_length, n_fft
-        self.n_mels, self.fmin, self.fmax = n_mels, fmin, fmax if fmax is not None else sr / 2
-        self.register_buffer("window", torch.hann_window(n_fft))
-        fb = _slaney_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=self.fmax)
-        self.register_buffer("fb", torch.from_numpy(fb))
-
-    def forward(self, x):
-        shape = x.shape
-        spec = torch.stft(x.reshape(-1, shape[-1]), self.n_fft, self.hop_length, window=self.window,
-                          center=True, return_complex=True).abs() ** 2
-        db = 10 * torch.log10(torch.clamp(self.fb @ spec, min=1e-10))
-        db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - 80.0)
-        return db.reshape(*shape[:-1], *db.shape[-2:])
 
 
 def settings_of(frontend: torch.nn.Module) -> dict:

@@ -76,15 +76,17 @@ def corrupt(waves: list[np.ndarray], transform, *, seed: int) -> list[np.ndarray
 
 
 def summarise(accuracy: np.ndarray, *, train_conditions, test_conditions, robust: str | None = None,
-              reference: str = "clean", worst: str = "all") -> dict:
+              reference: str = "clean", worst: str | None = None) -> dict:
     """The matrix as a dict with each model's accuracy drop on ``worst`` and the robust-vs-reference ratio.
 
     Drop of a model = accuracy of the ``reference``-trained model on the clean test minus this model's
     accuracy on ``worst`` (the same yardstick for every row); ``drop_own`` uses the model's own clean
     accuracy instead. ``ratio`` = drop(robust) / drop(reference); <= 0.5 means augmentation halved the loss.
+    ``worst`` defaults to ``all`` when tested, else the last test condition.
     """
     acc = np.asarray(accuracy, dtype=np.float64)
     train_conditions, test_conditions = list(train_conditions), list(test_conditions)
+    worst = worst or ("all" if "all" in test_conditions else test_conditions[-1])
     out = {"train_conditions": train_conditions, "test_conditions": test_conditions, "accuracy": acc.tolist()}
     if "clean" in test_conditions and worst in test_conditions and reference in train_conditions:
         c, w, r = test_conditions.index("clean"), test_conditions.index(worst), train_conditions.index(reference)
@@ -97,7 +99,7 @@ def summarise(accuracy: np.ndarray, *, train_conditions, test_conditions, robust
             out["ratio"] = out["drop"][robust] / out["drop"][reference]
             out["ratio_own"] = (out["drop_own"][robust] / out["drop_own"][reference]
                                 if out["drop_own"][reference] > 0 else None)
-            out["passes_half"] = bool(out["ratio"] <= 0.5)
+            out["passes_half"] = bool(out["ratio"] <= 0.5 + 1e-9)
     return out
 
 

@@ -1,0 +1,58 @@
+"""Robustness matrix: condition parsing, deterministic corruption, the summary arithmetic, a small run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roomtone.errors import ParameterError
+from roomtone.expect.robustness import baseline_matrix, corrupt, make_transform, summarise
+
+
+def test_summarise_drops_and_ratio():
+    acc = np.array([[0.9, 0.5], [0.8, 0.7], [0.85, 0.75]])
+    s = summarise(acc, train_conditions=["clean", "noise", "noise+room"], test_conditions=["clean", "all"])
+    assert s["drop"] == pytest.approx({"clean": 0.4, "noise": 0.2, "noise+room": 0.15})
+    assert s["drop_own"] == pytest.approx({"clean": 0.4, "noise": 0.1, "noise+room": 0.1})
+    assert s["robust"] == "noise+room" and s["ratio"] == pytest.approx(0.375) and s["passes_half"]
+    s2 = summarise(acc, train_conditions=["clean", "noise", "noise+room"], test_conditions=["clean", "all"],
+                   robust="noise")
+    assert s2["ratio"] == pytest.approx(0.5) and s2["passes_half"]
+    assert "ratio" not in summarise(acc[:, :1], train_conditions=["clean", "noise", "x"], test_conditions=["clean"])
+
+
+def test_condition_names():
+    assert make_transform("clean", sr=8000, split="test") is None
+    with pytest.raises(ParameterError, match="'wind'"):
+        make_transform("noise+wind", sr=8000, split="test")
+
+
+def test_fixed_snr_and_determinism():
+    sr = 8000
+    t = np.arange(sr) / sr
+    x = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    tf = make_transform("noise_5db", sr=sr, split="test", seed=1)
+    a = corrupt([x, x], tf, seed=3)
+    b = corrupt([x, x], tf, seed=3)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], a[1])  # one generator runs through the list
+    n = a[0] - x
+    snr = 10 * np.log10(np.mean(x**2) / np.mean(n**2))
+    assert snr == pytest.approx(5.0, abs=1.0)
+
+
+@pytest.mark.slow
+def test_small_baseline_matrix():
+    from test_expect_events import make_clips
+
+    from roomtone.expect.frontend import make_frontend
+
+    waves, y, _ = make_clips(n_per_class=6)
+    tr, te = np.arange(0, 8), np.arange(8, 12)
+    res = baseline_matrix([waves[i] for i in tr], y[tr], [waves[i] for i in te], y[te], sr=8000,
+                          frontend=make_frontend(sr=8000), train_conditions=("clean", "noise"),
+                          test_conditions=("clean", "noise_0db"), copies=1)
+    acc = np.array(res["accuracy"])
+    assert acc.shape == (2, 2) and ((acc >= 0) & (acc <= 1)).all()
+    assert acc[0, 0] == 1.0  # clicks vs hums are trivially separable when clean
+    assert res["model"] == "baseline" and set(res["drop"]) == {"clean", "noise"}
