@@ -1,0 +1,172 @@
+"""Feature cache: resume after a kill gives byte-identical arrays; half-written entries are recomputed;
+a changed parameter or changed audio never reads stale features; FeatureDataset reads the cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from roomtone.errors import DataError, ParameterError
+from roomtone.features.cache import (
+    cache_features,
+    cache_prepared,
+    compute_features,
+    entry_is_valid,
+    feature_config,
+    read_cache_index,
+)
+from roomtone.prepare.dataset import FeatureDataset, collate_padded
+from roomtone.prepare.manifest import ManifestRow, write_manifest
+
+SR = 8000
+
+
+def _corpus(root: Path, n: int) -> list[ManifestRow]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(n):
+        p = root / "audio" / f"{k:04d}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        length = int(SR * (0.2 + 0.3 * rng.random()))
+        t = np.arange(length) / SR
+        y = 0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) + 0.01 * rng.standard_normal(length)
+        sf.write(str(p), y.astype(np.float32), SR, subtype="PCM_16")
+        rows.append(ManifestRow(path=str(p), label=f"c{k % 3}", split="train"))
+    return rows
+
+
+def _arrays(cache_dir: Path) -> dict[str, bytes]:
+    return {p.relative_to(cache_dir).as_posix(): p.read_bytes() for p in sorted((cache_dir / "entries").rglob("*.npy"))}
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    return _corpus(tmp_path_factory.mktemp("cache_corpus"), 40)
+
+
+def test_resume_after_interruption_is_byte_identical(rows, tmp_path):
+    full = cache_features(rows, tmp_path / "a", sr=SR, n_mels=32)
+    assert (full["computed"], full["reused"]) == (40, 0)
+    ref = _arrays(Path(full["cache_dir"]))
+    assert len(ref) == 40
+    part = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32, stop_after=15)  # interrupted: no index yet
+    cdir = Path(part["cache_dir"])
+    with pytest.raises(DataError, match="did not finish"):
+        read_cache_index(cdir)
+    entries = sorted((cdir / "entries").rglob("*.npy"))
+    assert len(entries) == 15
+    # a half-written entry under its final name, and a leftover temporary file
+    data = entries[3].read_bytes()
+    entries[3].write_bytes(data[: len(data) // 2])
+    assert not entry_is_valid(entries[3])
+    (entries[0].parent / ".junk.4194309.tmp.npy").write_bytes(b"partial")  # its writer (no such pid) died
+    again = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32)
+    assert (again["reused"], again["recomputed_invalid"], again["computed"]) == (14, 1, 26)
+    assert _arrays(cdir) == ref
+    third = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32)
+    assert (third["computed"], third["reused"]) == (0, 40)
+
+
+@pytest.mark.slow
+def test_real_kill_midway_then_resume(tmp_path):
+    rows = _corpus(tmp_path, 300)
+    write_manifest(tmp_path / "prep", rows)
+    (tmp_path / "prep" / "prepare.json").write_text('{"labels": ["c0", "c1", "c2"], "sr": 8000, "clip_seconds": null}')
+    code = ("import sys; from roomtone.features.cache import cache_prepared; "
+            "cache_prepared(sys.argv[1], cache_root=sys.argv[2], workers=1)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "prep"), str(tmp_path / "killed")], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((tmp_path / "killed").rglob("*.npy"))) < 20:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = len(list((tmp_path / "killed").rglob("entries/*/*.npy")))
+    assert 20 <= n_before < 300, "the job was not killed midway"
+    again = cache_prepared(tmp_path / "prep", cache_root=tmp_path / "killed")
+    assert again["reused"] + again["recomputed_invalid"] >= n_before - 1 and again["computed"] > 0
+    clean = cache_prepared(tmp_path / "prep", cache_root=tmp_path / "clean", workers=2)
+    assert _arrays(Path(again["cache_dir"])) == _arrays(Path(clean["cache_dir"]))
+
+
+def test_changed_parameter_or_audio_never_reads_stale(rows, tmp_path):
+    a = cache_features(rows[:6], tmp_path, sr=SR, n_mels=32)
+    b = cache_features(rows[:6], tmp_path, sr=SR, n_mels=40)
+    assert a["cache_dir"] != b["cache_dir"] and (b["computed"], b["reused"]) == (6, 0)
+    ia, ib = read_cache_index(a["cache_dir"]), read_cache_index(b["cache_dir"])
+    assert {tuple(s)[0] for s in ia["shapes"].values()} == {32} and {tuple(s)[0] for s in ib["shapes"].values()} == {40}
+    assert not set(ia["entries"].values()) & set(ib["entries"].values())
+    c = cache_features(rows[:6], tmp_path, sr=SR, n_mels=32, hop_length=128)
+    assert (c["computed"], c["reused"]) == (6, 0)
+    d = cache_features(rows[:6], tmp_path, sr=SR, n_mels=32, clip_seconds=0.25)
+    assert (d["computed"], d["reused"]) == (6, 0)
+    # the audio of one file changes: only that entry is recomputed, and the new values are read
+    p = Path(rows[2].path)
+    old = np.load(Path(a["cache_dir"]) / ia["entries"][f"{p}||"])
+    sf.write(str(p), 0.5 * np.ones(SR // 4, np.float32), SR, subtype="PCM_16")
+    e = cache_features(rows[:6], tmp_path, sr=SR, n_mels=32)
+    assert (e["computed"], e["reused"]) == (1, 5)
+    ds = FeatureDataset(rows[:6], labels=["c0", "c1", "c2"], cache_dir=e["cache_dir"])
+    new = ds[2][0].numpy()
+    assert new.shape != old.shape or not np.array_equal(new, old)
+    cfg = feature_config("log-mel", sr=SR, n_mels=32)
+    from roomtone.features.cache import build_layer
+
+    np.testing.assert_array_equal(new, compute_features(str(p), None, None, config=cfg, layer=build_layer(cfg)))
+
+
+def test_feature_dataset_matches_librosa_and_collates(rows, tmp_path):
+    librosa = pytest.importorskip("librosa")
+    rep = cache_features(rows[:5], tmp_path, sr=SR, n_mels=32, n_fft=512, hop_length=128, workers=2)
+    ds = FeatureDataset(rows[:5], labels=["c0", "c1", "c2"], cache_dir=rep["cache_dir"])
+    x, y = ds[1]
+    audio, _ = sf.read(rows[1].path, dtype="float32")
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=SR, n_fft=512, hop_length=128, n_mels=32),
+                              top_db=80.0)
+    assert x.dtype == torch.float32 and x.shape == ref.shape and y == 1
+    np.testing.assert_allclose(x.numpy(), ref, atol=2e-3)
+    batch, labels, lengths = collate_padded([ds[i] for i in range(5)])
+    assert batch.shape[:2] == (5, 32) and lengths.max() == batch.shape[-1]
+    with pytest.raises(DataError, match="not in the feature cache"):
+        FeatureDataset(rows[:6], labels=["c0", "c1", "c2"], cache_dir=rep["cache_dir"])
+
+
+def test_bad_file_is_reported_not_fatal(rows, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    more = [*rows[:3], ManifestRow(path=str(bad), label="c0"), ManifestRow(path=str(tmp_path / "gone.wav"), label="c0")]
+    rep = cache_features(more, tmp_path / "c", sr=SR, n_mels=32)
+    assert rep["computed"] == 3 and sorted(Path(f["path"]).name for f in rep["failed"]) == ["bad.wav", "gone.wav"]
+    assert len(read_cache_index(rep["cache_dir"])["entries"]) == 3
+    with pytest.raises(ParameterError, match="no parameter"):
+        feature_config("log-mel", sr=SR, n_mfcc=3)
+
+
+def test_cli_cache(rows, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    import roomtone.cli.features_cache as fc
+
+    write_manifest(tmp_path / "prep", rows[:4])
+    (tmp_path / "prep" / "prepare.json").write_text('{"labels": ["c0", "c1", "c2"], "sr": 8000, "clip_seconds": 0.3}')
+    app = typer.Typer()
+    sub = typer.Typer()
+    fc.register_cache(sub)
+    app.add_typer(sub, name="features")
+    r = CliRunner().invoke(app, ["features", "cache", str(tmp_path / "prep"), "--n-mels", "24", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "4 computed" in r.output
+    idx = read_cache_index(next((tmp_path / "prep" / "features").iterdir()))
+    assert idx["config"]["clip_seconds"] == 0.3 and {tuple(s) for s in idx["shapes"].values()} == {(24, 10)}
+    rep = cache_prepared(tmp_path / "prep", n_mels=24)
+    assert rep["reused"] == 4
