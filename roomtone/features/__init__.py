@@ -6,6 +6,7 @@ Every layer is a thin ``nn.Module`` over the functional core in ``roomtone.featu
 (valid samples per example) is given.
 """
 
+from roomtone.features.cqt import CQT
 from roomtone.features.filters import mel_filterbank, mel_frequencies
 from roomtone.features.layers import (
     MFCC,
@@ -17,9 +18,12 @@ from roomtone.features.layers import (
     Spectrogram,
     log_mel,
 )
+from roomtone.features.resample import Resample
 from roomtone.features.specaugment import SpecAugment
 
 __all__ = [
+    "CQT",
+    "Resample",
     "MFCC",
     "AmplitudeToDB",
     "Delta",
