@@ -1,7 +1,40 @@
-"""`roomtone predict` — not written yet (owned by the issue that builds it)."""
+"""`roomtone predict RUN_DIR FILES_OR_DIR`: sliding-window scores + clip decision; bad files reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this command to the app. Placeholder until the command is built."""
+    @app.command("predict")
+    def predict_cmd(
+        run_dir: Path = typer.Argument(..., help="Run directory written by `roomtone train`."),
+        inputs: list[Path] = typer.Argument(..., help="Audio files and/or folders (any length, any sample rate)."),
+        out: Path = typer.Option(None, "--out", "-o", help="preds.csv or preds.json (default: print a table)."),
+        window: float = typer.Option(None, help="Window in seconds (default: the run's clip length)."),
+        hop: float = typer.Option(None, help="Hop in seconds (default: half a window)."),
+        min_seconds: float = typer.Option(0.1, help="Shorter files are reported as bad."),
+        max_seconds: float = typer.Option(3600.0, help="Longer files are reported as bad."),
+    ) -> None:
+        """Predict files: per-window scores with timestamps and a clip-level label for each file."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from roomtone.train import predict_files
+
+        recs = predict_files(run_dir, inputs, window_seconds=window, hop_seconds=hop, min_seconds=min_seconds,
+                             max_seconds=max_seconds, out=out, progress=True)
+        t = Table(title=f"{sum(r['ok'] for r in recs)} predicted, {sum(not r['ok'] for r in recs)} bad")
+        for col in ("file", "label", "score", "windows", "error"):
+            t.add_column(col)
+        for r in recs:
+            if r["ok"]:
+                t.add_row(r["file"], r["label"], f"{r['score']:.3f}", str(len(r["windows"])), "")
+            else:
+                t.add_row(r["file"], "", "", "", r["error"])
+        con = Console()
+        con.print(t)
+        if out is not None:
+            con.print(f"wrote {out}")

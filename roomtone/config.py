@@ -1,0 +1,193 @@
+"""Dataclass configs with YAML in and out. ``TrainConfig`` is what ``roomtone train`` runs and what a
+run directory stores as ``config.yaml`` (fully resolved, so a run can be rebuilt from it alone).
+
+    cfg = TrainConfig(epochs=20, model="vgg")
+    cfg.to_yaml("cfg.yaml"); cfg = TrainConfig.from_yaml("cfg.yaml")
+    cfg = cfg.replace(**{"epochs": 5, "specaugment.time_masks": 1})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from roomtone.errors import ParameterError
+
+
+@dataclass
+class FrontendConfig:
+    """Log-mel front end of the model (``roomtone.features.log_mel``)."""
+
+    sr: int = 8000
+    n_fft: int = 512
+    hop_length: int = 80
+    win_length: int | None = None
+    n_mels: int = 64
+    fmin: float = 0.0
+    fmax: float | None = None
+
+
+@dataclass
+class SpecAugmentConfig:
+    """SpecAugment (``roomtone.features.SpecAugment``) on the log-mel during training. 0 masks = off."""
+
+    freq_masks: int = 2
+    freq_width: int = 8
+    time_masks: int = 2
+    time_width: int = 10
+
+
+@dataclass
+class AugmentConfig:
+    """On-the-fly prepare-stage conditions (``roomtone.prepare.conditions.make_condition``), train split only.
+
+    ``condition``: ``None``/``"clean"`` (off), ``"noise"``, ``"room"``, ``"mic"`` or ``"all"``.
+    ``noise``/``rooms``: bank folders/CSVs (None = procedural noise / simulated rooms). ``p``: probability
+    that an example is transformed.
+    """
+
+    condition: str | None = None
+    noise: str | None = None
+    rooms: str | None = None
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    mic: str = "phone"
+    p: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Defaults: the FSDD-ready CPU baseline (8 kHz, log-mel 64, small VGG)."""
+
+    model: str = "vgg"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    clip_seconds: float | None = 1.0
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"          # "onecycle" | "cosine" | "constant"
+    warmup_epochs: float = 1.0          # cosine only (onecycle warms up for pct_start)
+    label_smoothing: float = 0.05
+    mixup: float = 0.0                  # Beta(alpha, alpha) alpha; 0 = off
+    balanced: bool = False              # class-balanced sampling
+    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    patience: int | None = 8            # early stopping on validation (epochs without improvement)
+    monitor: str = "valid_accuracy"     # "valid_accuracy" | "valid_macro_f1" | "valid_loss"
+    valid_fraction: float = 0.1         # carved from train by group when the manifest has no valid rows
+    seed: int = 0
+    amp: str = "auto"                   # "auto" (CUDA only) | "on" | "off"
+    device: str = "auto"                # "auto" | "cpu" | "cuda" | "cuda:N"
+    num_workers: int = 0
+    cache_audio: bool = True            # keep decoded clips in memory after the first epoch
+    checkpoint_every: int = 50          # steps between step-level checkpoints (last.pt); 0 = epoch ends only
+    max_steps: int | None = None        # stop after this many optimizer steps (smoke runs)
+    # transfer learning (helper E's roomtone.train.transfer.fit_transfer takes over when pretrained is set)
+    pretrained: str | None = None
+    mode: str = "probe"                 # "probe" | "finetune"
+    backbone_lr_scale: float = 0.1
+    unfreeze_schedule: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        for name, cls in (("frontend", FrontendConfig), ("specaugment", SpecAugmentConfig), ("augment", AugmentConfig)):
+            v = getattr(self, name)
+            if isinstance(v, dict):
+                setattr(self, name, _build(cls, v, name))
+        if isinstance(self.augment.snr_db, list):
+            self.augment.snr_db = tuple(self.augment.snr_db)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check values; raise ParameterError naming the bad value and what is allowed."""
+        def pos(name, v, allow_none=False):
+            if v is None and allow_none:
+                return
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                raise ParameterError(f"{name}={v!r} must be a positive number")
+
+        pos("epochs", self.epochs)
+        pos("batch_size", self.batch_size)
+        pos("lr", self.lr)
+        pos("clip_seconds", self.clip_seconds, allow_none=True)
+        pos("max_steps", self.max_steps, allow_none=True)
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            raise ParameterError(f"schedule={self.schedule!r} must be 'onecycle', 'cosine' or 'constant'")
+        if not 0 <= self.label_smoothing < 1:
+            raise ParameterError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if self.mixup < 0:
+            raise ParameterError(f"mixup={self.mixup!r} must be >= 0 (0 = off)")
+        if self.monitor not in ("valid_accuracy", "valid_macro_f1", "valid_loss"):
+            raise ParameterError(f"monitor={self.monitor!r} must be 'valid_accuracy', 'valid_macro_f1' or 'valid_loss'")
+        if not 0 <= self.valid_fraction < 1:
+            raise ParameterError(f"valid_fraction={self.valid_fraction!r} must be in [0, 1)")
+        if self.amp not in ("auto", "on", "off"):
+            raise ParameterError(f"amp={self.amp!r} must be 'auto', 'on' or 'off'")
+        if self.mode not in ("probe", "finetune"):
+            raise ParameterError(f"mode={self.mode!r} must be 'probe' or 'finetune'")
+        if self.augment.condition not in (None, "clean", "noise", "room", "mic", "all"):
+            raise ParameterError(f"augment.condition={self.augment.condition!r} must be one of "
+                                 "None, 'clean', 'noise', 'room', 'mic', 'all'")
+        if self.checkpoint_every < 0:
+            raise ParameterError(f"checkpoint_every={self.checkpoint_every!r} must be >= 0 (0 = epoch ends only)")
+
+    # ---- dict / YAML ----
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["augment"]["snr_db"] = list(d["augment"]["snr_db"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return _build(cls, d or {}, "config")
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            path = Path(path)
+            tmp = path.with_name(path.name + ".partial")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.exists():
+            raise ParameterError(f"config file {str(path)!r} does not exist")
+        d = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(d, dict):
+            raise ParameterError(f"config file {str(path)!r} must hold a mapping, got {type(d).__name__}")
+        return cls.from_dict(d)
+
+    def replace(self, **overrides) -> TrainConfig:
+        """A copy with overrides; dotted keys reach nested configs (``"frontend.n_mels": 40``)."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            target = d
+            *head, last = key.split(".")
+            for h in head:
+                if h not in target or not isinstance(target[h], dict):
+                    raise ParameterError(f"override {key!r}: {h!r} is not a nested config")
+                target = target[h]
+            if last not in target and target is not d.get("model_kwargs"):
+                raise ParameterError(f"override {key!r}: unknown field {last!r}; known: {sorted(target)}")
+            target[last] = value
+        return TrainConfig.from_dict(d)
+
+
+def _build(cls, d: dict, where: str):
+    if not isinstance(d, dict):
+        raise ParameterError(f"{where} must be a mapping, got {d!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ParameterError(f"{where}: unknown field(s) {sorted(unknown)}; known fields: {sorted(known)}")
+    return cls(**d)

@@ -1,0 +1,107 @@
+"""Data for training: the splits of a prepared folder, datasets with an optional in-memory cache, and
+the batch order of an epoch (a pure function of seed, epoch, rank and world size, so a run can resume
+mid-epoch by skipping the batches it already did)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from roomtone.errors import DataError
+from roomtone.prepare.manifest import ManifestRow
+
+
+def load_splits(data_dir: str | os.PathLike, *, valid_fraction: float = 0.1, seed: int = 0
+                ) -> tuple[dict[str, list[ManifestRow]], dict]:
+    """``({"train": rows, "valid": rows, "test": rows}, prepare_json)`` of a prepared folder.
+
+    Rows with an empty split count as train. Without valid rows, ``valid_fraction`` of the train rows is
+    carved out by group (``roomtone.prepare.splits.assign_splits``; by file when there are fewer than 5 groups).
+    """
+    from roomtone.prepare.dataset import load_prepared
+
+    rows, meta = load_prepared(data_dir)
+    splits: dict[str, list[ManifestRow]] = {"train": [], "valid": [], "test": []}
+    for r in rows:
+        s = r.split or "train"
+        if s not in splits:
+            raise DataError(f"{data_dir}: unknown split {r.split!r} for {r.path}; allowed: train, valid, test, empty")
+        splits[s].append(r if r.split else r.with_split("train"))
+    if not splits["train"]:
+        raise DataError(f"{data_dir}: no train rows in the manifest (splits: "
+                        f"{ {k: len(v) for k, v in splits.items()} })")
+    if not splits["valid"] and valid_fraction > 0:
+        splits["train"], splits["valid"] = carve_valid(splits["train"], fraction=valid_fraction, seed=seed)
+    return splits, meta
+
+
+def carve_valid(rows: list[ManifestRow], *, fraction: float, seed: int = 0
+                ) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    """Split train rows into (train, valid), by group when there are >= 5 groups, else by file."""
+    import warnings
+
+    from roomtone.prepare.splits import assign_splits
+
+    groups = {r.group for r in rows if r.group}
+    cleared = [r.with_split("") for r in rows]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = assign_splits(cleared, valid=fraction, test=0.0, seed=seed, group_split=len(groups) >= 5)
+    train = [r for r in out if r.split == "train"]
+    valid = [r for r in out if r.split == "valid"]
+    if not train or not valid:
+        raise DataError(f"could not carve a validation split of {fraction} from {len(rows)} train rows; "
+                        f"add valid rows to the manifest or set valid_fraction")
+    return train, valid
+
+
+def make_dataset(rows, *, labels, sr, clip_seconds, transform=None, seed=0, cache=False):
+    """``roomtone.prepare.dataset.AudioDataset`` over ``rows``; with ``cache`` the decoded, cropped clips
+    are kept in memory (the transform still runs on every access, with its per-item generator)."""
+    from roomtone.prepare.dataset import AudioDataset
+
+    if not cache:
+        return AudioDataset(rows, labels=labels, sr=sr, clip_seconds=clip_seconds, transform=transform, seed=seed)
+
+    class _Cached(AudioDataset):
+        def load(self, index: int) -> torch.Tensor:
+            hit = self._store.get(index)
+            if hit is None:
+                hit = self._store[index] = super().load(index)
+            return hit.clone()
+
+    ds = _Cached(rows, labels=labels, sr=sr, clip_seconds=clip_seconds, transform=transform, seed=seed)
+    ds._store = {}
+    return ds
+
+
+def epoch_indices(n: int, *, epoch: int, seed: int, rank: int = 0, world_size: int = 1,
+                  balanced_rows: list[ManifestRow] | None = None) -> list[int]:
+    """Example order of one epoch for one rank (deterministic in ``seed``, ``epoch``).
+
+    Shuffled with ``torch.utils.data.DistributedSampler`` semantics (padded so every rank gets the same
+    count); with ``balanced_rows`` a class-balanced draw (``class_balanced_sampler``) is sharded instead.
+    """
+    if balanced_rows is not None:
+        from roomtone.prepare.dataset import class_balanced_sampler
+
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = list(iter(class_balanced_sampler(balanced_rows, generator=g)))
+        per = -(-len(order) // world_size)
+        order = (order + order[: per * world_size - len(order)])
+        return order[rank::world_size]
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                 drop_last=False)
+    sampler.set_epoch(epoch)
+    return list(iter(sampler))
+
+
+def batches(indices: list[int], batch_size: int, *, drop_last: bool = True) -> list[list[int]]:
+    """Chunks of ``batch_size`` (the last partial one dropped when ``drop_last`` and there is a full one)."""
+    out = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    if drop_last and len(out) > 1 and len(out[-1]) < batch_size:
+        out = out[:-1]
+    return out

@@ -1,0 +1,83 @@
+"""Evaluate a run on a split of a prepared folder, optionally under a prepare-stage corruption."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from roomtone.errors import DataError, ParameterError
+
+CORRUPTIONS = ("noise", "room", "mic", "all")
+
+
+def make_corruption(name: str, *, sr: int, noise=None, rooms=None, seed: int = 0, snr_db=(0.0, 20.0), mic="phone"):
+    """``make_condition(name, split="test", p=1.0)``: the TEST split of the banks, every example transformed."""
+    if name not in CORRUPTIONS:
+        raise ParameterError(f"corrupt={name!r} must be one of {list(CORRUPTIONS)} (or None for clean)")
+    from roomtone.prepare.conditions import make_condition
+
+    return make_condition(name, sr=sr, noise=None if noise is None else str(noise),
+                          rooms=None if rooms is None else str(rooms), split="test", snr_db=tuple(snr_db),
+                          mic=mic, p=1.0, seed=seed)
+
+
+def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, split: str = "test",
+             corrupt=None, noise=None, rooms=None, seed: int = 0, out: str | os.PathLike | None = None,
+             batch_size: int = 64, checkpoint: str = "best", device: str = "cpu") -> dict:
+    """Metrics of a trained run on ``split`` of ``data_dir`` (default: the folder it was trained on).
+
+    Args:
+        corrupt: None (clean), a name in ``noise|room|mic|all`` (``make_condition`` on the test split of
+            the banks ``noise``/``rooms``), or a callable ``t(batch (b, time), generator=g)``.
+        seed: seed of the corruption generator (the same seed gives the same corrupted test set).
+        out: JSON path; the confusion matrix PNG is written next to it (``<stem>_confusion.png``).
+
+    Returns:
+        ``{"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "split", "corrupt"}``.
+    """
+    from roomtone.train.checkpoint import read_run_info
+    from roomtone.train.data import load_splits, make_dataset
+    from roomtone.train.loop import predict_dataset
+    from roomtone.train.metrics import classification_metrics, plot_confusion
+    from roomtone.train.run import load_run
+
+    model, labels, config = load_run(run_dir, checkpoint=checkpoint, device=device)
+    if data_dir is None:
+        data_dir = read_run_info(run_dir).get("data_dir")
+        if data_dir is None:
+            raise ParameterError(f"{run_dir}: the run does not record its data folder; pass data_dir (--data)")
+    if split not in ("train", "valid", "test"):
+        raise ParameterError(f"split={split!r} must be 'train', 'valid' or 'test'")
+    splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)
+    rows = splits[split]
+    if not rows:
+        raise DataError(f"{data_dir}: no rows in split {split!r}")
+    if list(meta["labels"]) != list(labels):
+        unknown = sorted({r.label for r in rows} - set(labels))
+        if unknown:
+            raise DataError(f"{data_dir}: labels {unknown[:10]} were not in the run's labels {labels[:20]}")
+    sr = int(model.sr)
+    clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
+    ds = make_dataset(rows, labels=labels, sr=sr, clip_seconds=clip)
+    transform, cname = None, None
+    if corrupt is not None:
+        if callable(corrupt):
+            transform, cname = corrupt, getattr(corrupt, "__name__", type(corrupt).__name__)
+        else:
+            transform, cname = make_corruption(corrupt, sr=sr, noise=noise, rooms=rooms, seed=seed), corrupt
+    g = torch.Generator().manual_seed(int(seed))
+    logits, y = predict_dataset(model, ds, batch_size=batch_size, transform=transform, generator=g)
+    result = classification_metrics(y, logits.argmax(1), labels=labels)
+    result.update({"split": split, "corrupt": cname, "data_dir": str(data_dir), "run_dir": str(run_dir)})
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        png = out.with_name(out.stem + "_confusion.png")
+        title = f"{split}" + (f" ({cname})" if cname else "") + f": accuracy {result['accuracy']:.3f}"
+        plot_confusion(result["confusion_matrix"], labels, png, title=title)
+        result["confusion_png"] = str(png)
+        out.write_text(json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,358 @@
+"""The fit loop: ``fit(config, data_dir=..., out_dir=..., resume=False) -> dict``.
+
+Determinism and resume: the example order of every epoch is a pure function of ``(seed, epoch, rank)``
+(:func:`roomtone.train.data.epoch_indices`), augmentation generators are derived from ``(seed, epoch,
+index)`` (waveform, per item) and ``(seed, step, rank)`` (mixup, SpecAugment, dropout), so a checkpoint
+only needs model/optimizer/scheduler states, the position ``(epoch, step_in_epoch)`` and the partial
+epoch's accumulators. ``last.pt`` is written every ``checkpoint_every`` steps and at every epoch end;
+``resume=True`` continues from it and ends with the same metrics as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from roomtone.config import TrainConfig
+from roomtone.errors import ParameterError
+from roomtone.train.checkpoint import atomic_save, load_checkpoint, write_run_info
+from roomtone.train.data import batches, epoch_indices, load_splits, make_dataset
+from roomtone.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
+from roomtone.train.run import build_model, model_config_of
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """63-bit seed of optimizer step ``step`` on ``rank`` (hash: neighbouring steps are unrelated)."""
+    h = hashlib.blake2b(f"step:{int(seed)}:{int(step)}:{int(rank)}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & ((1 << 63) - 1)
+
+
+def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", info.local_rank if info else 0)
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ParameterError(f"device={name!r} must be 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
+    return dev
+
+
+def _scheduler(optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int):
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(total_steps, 2),
+                                                   pct_start=0.25, anneal_strategy="cos",
+                                                   div_factor=25.0, final_div_factor=1e3)
+    if config.schedule == "cosine":
+        warm = max(1, int(round(config.warmup_epochs * steps_per_epoch)))
+
+        def f(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            t = (step - warm) / max(1, total_steps - warm)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _amp(config: TrainConfig, device: torch.device):
+    """(autocast context factory, GradScaler or None)."""
+    on = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
+    if not on:
+        return contextlib.nullcontext, None
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+    return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
+
+
+@torch.no_grad()
+def predict_dataset(model: nn.Module, dataset, *, batch_size: int = 64, device=None, transform=None,
+                    generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits (n, num_classes), targets (n,))`` of ``model`` (eval mode) over ``dataset`` in order.
+
+    ``transform(batch (b, time), generator=g)`` (a corruption) is applied to each batch when given.
+    """
+    from roomtone.prepare.dataset import collate_padded
+
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_padded)
+    outs, ys = [], []
+    for x, y, _lengths in loader:
+        if transform is not None:
+            x = transform(x, generator=generator)
+        outs.append(model(x.to(device)).float().cpu())
+        ys.append(y)
+    model.train(was)
+    return torch.cat(outs).numpy(), torch.cat(ys).numpy()
+
+
+def _validate(model, dataset, *, batch_size, device, labels) -> dict:
+    from roomtone.train.metrics import classification_metrics
+
+    logits, y = predict_dataset(model, dataset, batch_size=batch_size, device=device)
+    loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
+    m = classification_metrics(y, logits.argmax(1), labels=labels)
+    return {"valid_loss": loss, "valid_accuracy": m["accuracy"], "valid_macro_f1": m["macro_f1"]}
+
+
+def _improved(value: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return value < best if monitor == "valid_loss" else value > best
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    disable=not enabled, transient=False)
+
+
+def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str | os.PathLike,
+        out_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
+    """Train a model on a prepared folder; write a run directory; return a summary dict.
+
+    Args:
+        config: a TrainConfig, a YAML path, or None for the defaults. With ``resume=True`` the run's own
+            ``config.yaml`` is used (the run continues exactly as it started).
+        data_dir: prepared folder (``manifest.csv`` + ``prepare.json``).
+        out_dir: run directory (``config.yaml``, ``run.json``, ``best.pt``, ``last.pt``, ``metrics.jsonl``).
+        resume: continue from ``out_dir/last.pt`` (any interruption, kill -9 included). Without it an
+            existing run in ``out_dir`` is an error.
+        progress: show a rich progress bar (rank 0 only).
+
+    Returns:
+        ``{"run_dir", "epochs_run", "global_step", "best_epoch", "best", "last", "stopped_early", "train_seconds"}``.
+    When ``config.pretrained`` is set, training is delegated to ``roomtone.train.transfer.fit_transfer``.
+    """
+    if config is None:
+        config = TrainConfig()
+    elif not isinstance(config, TrainConfig):
+        config = TrainConfig.from_yaml(config)
+    out_dir = Path(out_dir)
+    if resume and (out_dir / "config.yaml").exists():
+        config = TrainConfig.from_yaml(out_dir / "config.yaml")
+    if config.pretrained:
+        from roomtone.train.transfer import fit_transfer
+
+        return fit_transfer(config, data_dir=data_dir, out_dir=out_dir, resume=resume)
+    info = init_distributed(config.device)
+    try:
+        return _fit(config, data_dir=Path(data_dir), out_dir=out_dir, resume=resume, progress=progress, info=info)
+    finally:
+        cleanup(info)
+
+
+def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, progress: bool, info: DistInfo) -> dict:
+    from roomtone.prepare.dataset import collate_padded
+    from roomtone.train.augment import make_spec_augment, make_waveform_augment
+
+    last_path, best_path, metrics_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
+    if not resume and last_path.exists():
+        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True (--resume) to continue it, "
+                             f"or choose another output folder")
+    device = resolve_device(config.device, info)
+    splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)
+    labels = list(meta["labels"])
+    model_config = model_config_of(config, num_classes=len(labels))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # weight init: a function of the seed only
+        model = build_model(model_config)
+    sr = int(model.sr)
+    clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
+    wave_aug = make_waveform_augment(config.augment, sr=sr, seed=config.seed)
+    train_ds = make_dataset(splits["train"], labels=labels, sr=sr, clip_seconds=clip, transform=wave_aug,
+                            seed=config.seed, cache=config.cache_audio)
+    valid_ds = make_dataset(splits["valid"], labels=labels, sr=sr, clip_seconds=clip, cache=config.cache_audio) \
+        if splits["valid"] else None
+    balanced_rows = splits["train"] if config.balanced else None
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        idx = epoch_indices(len(train_ds), epoch=epoch, seed=config.seed, rank=info.rank,
+                            world_size=info.world_size, balanced_rows=balanced_rows)
+        return batches(idx, config.batch_size)
+
+    steps_per_epoch = len(epoch_batches(0))
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, int(config.max_steps))
+    model.to(device)
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    scheduler = _scheduler(optimizer, config, total_steps, steps_per_epoch)
+    autocast, scaler = _amp(config, device)
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": -1,
+             "bad_epochs": 0, "accum": [0.0, 0.0, 0.0], "train_seconds": 0.0, "stopped_early": False}
+    if resume and last_path.exists():
+        ck = load_checkpoint(last_path, map_location=device)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        state.update(ck["state"])
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config.to_yaml(out_dir / "config.yaml")
+        write_run_info(out_dir, labels=labels, model_config=model_config, data_dir=data_dir,
+                       splits={k: len(v) for k, v in splits.items()}, world_size=info.world_size)
+        _truncate_metrics(metrics_path, before_epoch=state["epoch"])
+    barrier(info)
+    net = wrap_ddp(model, info, device)
+    spec_aug = make_spec_augment(config.specaugment)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    cpu_fork = [device.index or 0] if device.type == "cuda" else []
+
+    def save_last() -> None:
+        if info.is_main:
+            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+                         "state": dict(state), "labels": labels, "version": 1}, last_path)
+
+    last_record: dict = {}
+    done = state["global_step"] >= total_steps or state["stopped_early"]
+    with _progress(progress and info.is_main) as bar:
+        while not done and state["epoch"] < config.epochs:
+            epoch = state["epoch"]
+            t0 = time.perf_counter()
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            todo = epoch_batches(epoch)[state["step_in_epoch"]:]
+            loader = torch.utils.data.DataLoader(train_ds, batch_sampler=todo, collate_fn=collate_padded,
+                                                 num_workers=config.num_workers)
+            task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch,
+                                completed=state["step_in_epoch"], stats="")
+            net.train()
+            for x, y, _lengths in loader:
+                s = step_seed(config.seed, state["global_step"], info.rank)
+                g = torch.Generator().manual_seed(s)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                lam, perm = 1.0, None
+                if config.mixup > 0:
+                    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g)))
+                    lam = float(rng.beta(config.mixup, config.mixup))
+                    perm = torch.randperm(x.shape[0], generator=g).to(device)
+                    x = lam * x + (1 - lam) * x[perm]
+                spec_fn = (lambda sp, _g=g: spec_aug(sp, _g)) if spec_aug is not None else None
+                with torch.random.fork_rng(devices=cpu_fork):
+                    torch.manual_seed(s)  # dropout masks: a function of (seed, step, rank) only
+                    with autocast():
+                        logits = net(x, spec_transform=spec_fn)
+                        loss = criterion(logits.float(), y)
+                        if perm is not None:
+                            loss = lam * loss + (1 - lam) * criterion(logits.float(), y[perm])
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        optimizer.step()
+                scheduler.step()
+                n = y.shape[0]
+                state["accum"][0] += float(loss.detach()) * n
+                state["accum"][1] += float((logits.detach().argmax(1) == y).sum())
+                state["accum"][2] += n
+                state["global_step"] += 1
+                state["step_in_epoch"] += 1
+                a = state["accum"]
+                bar.update(task, advance=1, stats=f"loss {a[0] / a[2]:.3f} acc {a[1] / a[2]:.3f}")
+                at_end = state["step_in_epoch"] >= steps_per_epoch or state["global_step"] >= total_steps
+                if config.checkpoint_every and state["global_step"] % config.checkpoint_every == 0 and not at_end:
+                    state["train_seconds"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    save_last()
+                if state["global_step"] >= total_steps:
+                    break
+            bar.remove_task(task)
+            loss_sum, correct, count = all_reduce_sum(state["accum"], info, device)
+            record = {"epoch": epoch + 1, "step": state["global_step"],
+                      "train_loss": loss_sum / max(count, 1), "train_accuracy": correct / max(count, 1),
+                      "lr": optimizer.param_groups[0]["lr"]}
+            if valid_ds is not None:
+                record.update(_validate(model, valid_ds, batch_size=2 * config.batch_size, device=device, labels=labels))
+            monitor = config.monitor if config.monitor in record else "train_loss"
+            value = record[monitor]
+            if _improved(value, state["best"], monitor if monitor != "train_loss" else "valid_loss"):
+                state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
+                if info.is_main:
+                    atomic_save({"model": model.state_dict(), "epoch": epoch + 1, "metrics": record,
+                                 "labels": labels, "version": 1}, best_path)
+            else:
+                state["bad_epochs"] += 1
+            state["train_seconds"] += time.perf_counter() - t0
+            record["time_s"] = round(state["train_seconds"], 3)
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            state["accum"] = [0.0, 0.0, 0.0]
+            if config.patience is not None and state["bad_epochs"] >= config.patience:
+                state["stopped_early"] = True
+            done = state["global_step"] >= total_steps or state["stopped_early"]
+            if info.is_main:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                bar.console.print(_format_record(record))
+            save_last()
+            last_record = record
+    barrier(info)
+    history = read_metrics(metrics_path) if metrics_path.exists() else []
+    best = next((r for r in history if r["epoch"] == state["best_epoch"]), None)
+    return {"run_dir": str(out_dir), "epochs_run": state["epoch"], "global_step": state["global_step"],
+            "best_epoch": state["best_epoch"], "best": best, "last": history[-1] if history else last_record,
+            "stopped_early": state["stopped_early"], "train_seconds": state["train_seconds"]}
+
+
+def _format_record(r: dict) -> str:
+    parts = [f"epoch {r['epoch']}", f"loss {r['train_loss']:.4f}", f"acc {r['train_accuracy']:.4f}"]
+    if "valid_accuracy" in r:
+        parts += [f"val_loss {r['valid_loss']:.4f}", f"val_acc {r['valid_accuracy']:.4f}",
+                  f"val_f1 {r['valid_macro_f1']:.4f}"]
+    parts.append(f"{r.get('time_s', 0):.1f}s")
+    return "  ".join(parts)
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The records of ``metrics.jsonl`` (one dict per epoch)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _truncate_metrics(path: Path, *, before_epoch: int) -> None:
+    """Keep only records of epochs already in the checkpoint (a kill between the metrics line and the
+    checkpoint would otherwise leave a duplicate when the epoch is redone)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= before_epoch]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    os.replace(tmp, path)
