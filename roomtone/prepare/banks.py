@@ -113,6 +113,11 @@ class NoiseBank:
         self.data = torch.cat([c.reshape(-1).float() for c in clips])
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
+    def __getstate__(self) -> dict:  # DataLoader workers: ship the CPU data only
+        state = dict(self.__dict__)
+        state["_on"] = {}
+        return state
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -208,9 +213,11 @@ class NoiseBank:
         return self._on[key]
 
     def index_of(self, name: str) -> int:
+        if not hasattr(self, "_index") or len(self._index) != len(self.names):
+            self._index = {n: i for i, n in enumerate(self.names)}
         try:
-            return self.names.index(name)
-        except ValueError:
+            return self._index[name]
+        except KeyError:
             raise DataError(f"noise {name!r} is not in this bank ({len(self)} clips, e.g. {self.names[:3]})") from None
 
     def draw(self, batch: int, length: int, *, generator: torch.Generator) -> tuple[list[int], list[int]]:
@@ -226,7 +233,20 @@ class NoiseBank:
     def crop(self, index, offset, length: int, *, device: torch.device | str = "cpu") -> torch.Tensor:
         """Crops ``(batch, length)`` of clips ``index`` starting at ``offset`` (samples), looping short clips."""
         data, starts, lens = self.on(device)
-        index = torch.as_tensor(index, dtype=torch.long, device=starts.device).reshape(-1)
-        offset = torch.as_tensor(offset, dtype=torch.long, device=starts.device).reshape(-1)
-        pos = (offset.unsqueeze(1) + torch.arange(length, device=starts.device).unsqueeze(0)) % lens[index].unsqueeze(1)
-        return data[pos + starts[index].unsqueeze(1)]
+        index = [int(i) for i in torch.as_tensor(index).reshape(-1).tolist()]
+        offset = [int(o) for o in torch.as_tensor(offset).reshape(-1).tolist()]
+        if len(index) != len(offset):
+            raise ParameterError(f"{len(index)} clip indices for {len(offset)} offsets")
+        lens_l, starts_l = self.lengths.tolist(), self.starts.tolist()
+        rows = []
+        for i, o in zip(index, offset, strict=True):
+            if not 0 <= i < len(self):
+                raise ParameterError(f"clip index {i} is outside the bank (0..{len(self) - 1})")
+            n = lens_l[i]
+            o %= n
+            if o + length <= n:  # the common case: one contiguous slice
+                rows.append(data[starts_l[i] + o : starts_l[i] + o + length])
+            else:  # loop the clip
+                pos = (o + torch.arange(length, device=data.device)) % n
+                rows.append(data[starts_l[i] + pos])
+        return torch.stack(rows) if rows else data.new_zeros(0, length)

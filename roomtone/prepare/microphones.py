@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import ParameterError
-from roomtone.prepare.rooms import _fft_size
+from roomtone.prepare.rooms import _fft_size, irfft, rfft
 
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS")}
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -84,13 +84,14 @@ def apply_magnitude(x: torch.Tensor, magnitude_fn, *, sr: int) -> torch.Tensor:
     """Filter ``x`` ``(..., time)`` by a zero-phase magnitude response.
 
     ``magnitude_fn(n_fft) -> np.ndarray`` of ``n_fft // 2 + 1`` values (or ``(batch, n_fft // 2 + 1)``
-    for per-example responses). The signal is zero padded by 100 ms so the filter's tails do not wrap.
+    for per-example responses). The signal is zero padded by 20 ms so the filter's tails do not wrap.
     """
     t = x.shape[-1]
-    n = _fft_size(t + max(64, sr // 10))
+    n = _fft_size(t + max(64, sr // 50))
     mag = torch.as_tensor(np.asarray(magnitude_fn(n)), dtype=torch.float32, device=x.device)
-    spec = torch.fft.rfft(x.float(), n=n) * mag
-    return torch.fft.irfft(spec, n=n)[..., :t].to(x.dtype)
+    shape = x.shape
+    spec = rfft(x.reshape(-1, t).float(), n) * mag
+    return irfft(spec, n)[..., :t].reshape(shape).to(x.dtype)
 
 
 def clip(x: torch.Tensor, *, threshold: float = 1.0, mode: str = "hard") -> torch.Tensor:
@@ -273,7 +274,8 @@ def simulate_microphone(
     """
     p = get_preset(mic)
     y = apply_magnitude(x, lambda n: p.magnitude(sr=sr, n_fft=n), sr=sr)
-    y = gain(y, db=gain_db)
+    if bool((torch.as_tensor(gain_db) != 0).any()):
+        y = gain(y, db=gain_db)
     if noise is not None and p.self_noise_dbfs is not None:
         y = y + noise.to(y.device, y.dtype) * 10.0 ** (p.self_noise_dbfs / 20.0)
     y = clip(y, threshold=p.clip_threshold, mode=p.clip_mode)

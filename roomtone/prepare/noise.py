@@ -160,19 +160,23 @@ def mix_at_snr(
         raise ParameterError(f"snr_db has {snr.numel()} values for a batch of {b}; give one number or one per example")
     if not torch.isfinite(snr).all():
         raise ParameterError(f"snr_db={snr.tolist()} must be finite numbers")
-    valid = valid_mask(lengths, batch=b, time=t, device=x.device)
-    if active is None or active is False:
-        mask = valid
-    elif active is True:
-        mask = active_mask(x, lengths=lengths, top_db=top_db, frame_length=frame_length)
+    whole = active is None or active is False
+    if whole and lengths is None:  # fast path: every sample counts
+        p_sig = torch.linalg.vector_norm(x.float(), dim=-1).double().pow(2) / t
+        p_noise = torch.linalg.vector_norm(n.float(), dim=-1).double().pow(2) / t
+        valid = None
     else:
-        mask = torch.as_tensor(active, device=x.device).bool().reshape(b, t) & valid
-    xd, nd = x.double(), n.double()
-    p_sig = masked_power(xd, mask)
-    p_noise = masked_power(nd, mask)
-    # the active part of a silent signal is empty: fall back to the whole clip for the noise power
-    p_noise_valid = masked_power(nd, valid)
-    p_noise = torch.where(mask.any(-1), p_noise, p_noise_valid)
+        valid = valid_mask(lengths, batch=b, time=t, device=x.device)
+        if whole:
+            mask = valid
+        elif active is True:
+            mask = active_mask(x, lengths=lengths, top_db=top_db, frame_length=frame_length)
+        else:
+            mask = torch.as_tensor(active, device=x.device).bool().reshape(b, t) & valid
+        xd, nd = x.double(), n.double()
+        p_sig = masked_power(xd, mask)
+        # the active part of a silent signal is empty: the noise power is then taken over the valid part
+        p_noise = torch.where(mask.any(-1), masked_power(nd, mask), masked_power(nd, valid))
     noise_silent = p_noise <= SILENCE_POWER
     if noise_silent.any() and silent_noise == "error":
         idx = noise_silent.nonzero().flatten().tolist()
@@ -197,8 +201,10 @@ def mix_at_snr(
     )
     scale = torch.sqrt(target / p_noise.clamp_min(SILENCE_POWER))
     scale = torch.where(noise_silent, torch.zeros_like(scale), scale)
-    added = (nd * scale.unsqueeze(1)) * valid
-    out = (xd + added).to(x.dtype)
+    if valid is None:
+        out = torch.addcmul(x.float(), n.float(), scale.float().unsqueeze(1)).to(x.dtype)
+    else:
+        out = (x.double() + n.double() * scale.unsqueeze(1) * valid).to(x.dtype)
     out = out[0] if squeeze else out
     if not return_info:
         return out

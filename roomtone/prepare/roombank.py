@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import AudioError, DataError, ParameterError
-from roomtone.prepare.rooms import measure_drr, measure_rt60, schroeder_db
+from roomtone.prepare.rooms import measure_drr, measure_rt60, normalize_rir, rfft, schroeder_db
 
 SIM_VERSION = 1
 
@@ -88,10 +88,32 @@ class RoomBank:
             self._on[key] = (self.data.to(device), self.peaks.to(device))
         return self._on[key]
 
+    def __getstate__(self) -> dict:  # DataLoader workers: ship the CPU data only
+        state = dict(self.__dict__)
+        state["_on"], state["_spec"] = {}, {}
+        return state
+
+    def spectra(self, n: int, *, device, normalize: str = "energy") -> torch.Tensor | None:
+        """rfft (size ``n``) of every normalised entry ``(entries, n // 2 + 1)``, computed once per
+        ``(n, device, normalize)``; None when that would take more than 64 MB (then compute per batch)."""
+        if len(self) * (n // 2 + 1) * 8 > 64 * 2**20:
+            return None
+        if not hasattr(self, "_spec"):
+            self._spec = {}
+        key = (n, str(torch.device(device)), normalize)
+        if key not in self._spec:
+            if len(self._spec) >= 16:
+                self._spec.clear()
+            data, peaks = self.on(device)
+            self._spec[key] = rfft(normalize_rir(data, peaks, normalize), n)
+        return self._spec[key]
+
     def index_of(self, name: str) -> int:
+        if not hasattr(self, "_index") or len(self._index) != len(self.names):
+            self._index = {n: i for i, n in enumerate(self.names)}
         try:
-            return self.names.index(name)
-        except ValueError:
+            return self._index[name]
+        except KeyError:
             raise DataError(f"room {name!r} is not in this bank ({len(self)} RIRs, e.g. {self.names[:3]})") from None
 
     def draw(self, batch: int, *, generator: torch.Generator) -> list[int]:
@@ -108,7 +130,7 @@ class RoomBank:
         if not indices:
             raise DataError("the room bank subset is empty")
         new = object.__new__(RoomBank)
-        new.sr, new.skipped, new._on = self.sr, list(self.skipped), {}
+        new.sr, new.skipped, new._on, new._spec = self.sr, list(self.skipped), {}, {}
         new.names = [self.names[i] for i in indices]
         new.meta = [self.meta[i] for i in indices]
         new.rt60 = [self.rt60[i] for i in indices]

@@ -38,6 +38,49 @@ def _fft_size(n: int) -> int:
     return best
 
 
+def rfft(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Real FFT of ``x`` ``(..., time)`` zero padded to ``n``. CPU float tensors go through scipy.fft
+    (faster than torch's CPU FFT here, zero-copy), others through torch.fft: same numbers within float error."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad:
+        import scipy.fft
+
+        return torch.from_numpy(scipy.fft.rfft(x.detach().numpy(), n=n, axis=-1, workers=torch.get_num_threads()))
+    return torch.fft.rfft(x, n=n)
+
+
+def irfft(spec: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of :func:`rfft` (length ``n``)."""
+    if spec.device.type == "cpu" and spec.dtype == torch.complex64 and not spec.requires_grad:
+        import scipy.fft
+
+        return torch.from_numpy(scipy.fft.irfft(spec.numpy(), n=n, axis=-1, workers=torch.get_num_threads()))
+    return torch.fft.irfft(spec, n=n)
+
+
+def normalize_rir(h: torch.Tensor, shift: torch.Tensor, normalize: str) -> torch.Tensor:
+    """Scale RIRs ``(batch, L)``: ``energy`` (unit L2 norm), ``direct`` (peak at ``shift`` = 1) or ``none``."""
+    if normalize == "energy":
+        return h / h.pow(2).sum(-1, keepdim=True).sqrt()
+    if normalize == "direct":
+        peak = h.gather(1, shift.unsqueeze(1))
+        if (peak.abs() <= 1e-12).any():
+            raise ParameterError("normalize='direct': the RIR is zero at the direct-path index")
+        return h / peak
+    return h
+
+
+def convolve_spectrum(x: torch.Tensor, spec: torch.Tensor, shift: torch.Tensor, *, n: int) -> torch.Tensor:
+    """Core of :func:`convolve_rir` with the RIR spectra ``(batch or 1, n // 2 + 1)`` already computed:
+    FFT convolution of ``x`` ``(batch, time)``, cropped to ``time`` samples starting at ``shift``."""
+    b, t = x.shape
+    full = irfft(rfft(x.float(), n) * spec, n)
+    if shift.numel() == 1 or bool((shift == shift[0]).all()):
+        s = int(shift[0])
+        return full[:, s : s + t]
+    pos = shift.unsqueeze(1).expand(b, t) + torch.arange(t, device=x.device).unsqueeze(0)
+    return full.gather(1, pos)
+
+
 def _batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
     if not isinstance(x, torch.Tensor):
         raise ParameterError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -108,33 +151,30 @@ def convolve_rir(
             shift = shift.expand(h.shape[0])
         if shift.numel() != h.shape[0] or (shift < 0).any() or (shift >= h.shape[1]).any():
             raise ParameterError(f"align={align!r}: indices must be within 0..{h.shape[1] - 1}, one per RIR")
-    if normalize == "energy":
-        h = h / energy.sqrt().unsqueeze(1)
-    elif normalize == "direct":
-        peak = h.gather(1, shift.unsqueeze(1))
-        if (peak.abs() <= 1e-12).any():
-            raise ParameterError("normalize='direct': the RIR is zero at the direct-path index")
-        h = h / peak
+    h = normalize_rir(h, shift, normalize)
     n = _fft_size(t + h.shape[1] - 1)
-    spec = torch.fft.rfft(x.float(), n=n) * torch.fft.rfft(h, n=n)
-    full = torch.fft.irfft(spec, n=n)
-    if shift.numel() == 1 or bool((shift == shift[0]).all()):
-        s = int(shift[0])
-        wet_sig = full[:, s : s + t]
-    else:
-        pos = shift.unsqueeze(1).expand(b, t) + torch.arange(t, device=x.device).unsqueeze(0)
-        wet_sig = full.gather(1, pos)
+    wet_sig = convolve_spectrum(x, rfft(h, n), shift, n=n)
+    out = mix_wet(x, wet_sig, wet=wet, lengths=lengths)
+    return out[0] if squeeze else out
+
+
+def mix_wet(x: torch.Tensor, wet_sig: torch.Tensor, *, wet: float | torch.Tensor = 1.0,
+            lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """``wet * wet_sig + (1 - wet) * x`` (``wet`` a number or ``(batch,)``), padding (``lengths``) zeroed."""
+    b, t = x.shape
     w = torch.as_tensor(wet, dtype=torch.float32, device=x.device).reshape(-1)
     if ((w < 0) | (w > 1)).any():
         raise ParameterError(f"wet={wet!r} must be within [0, 1]")
-    w = w.unsqueeze(1) if w.numel() > 1 else w
-    out = w * wet_sig + (1.0 - w) * x.float() if not (w.numel() == 1 and float(w) == 1.0) else wet_sig
+    if bool((w == 1.0).all()):
+        out = wet_sig
+    else:
+        w = w.unsqueeze(1) if w.numel() > 1 else w
+        out = w * wet_sig + (1.0 - w) * x.float()
     if lengths is not None:
         from roomtone.prepare.noise import valid_mask
 
         out = out * valid_mask(lengths, batch=b, time=t, device=x.device)
-    out = out.to(x.dtype)
-    return out[0] if squeeze else out
+    return out.to(x.dtype)
 
 
 def schroeder_db(rir: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 
 from roomtone.errors import ParameterError
 from roomtone.prepare.roombank import RoomBank
-from roomtone.prepare.rooms import NORMALIZE, convolve_rir
+from roomtone.prepare.rooms import NORMALIZE, _fft_size, convolve_spectrum, mix_wet, normalize_rir, rfft
 from roomtone.prepare.transforms.base import Transform, check_range, uniform
 
 
@@ -62,6 +62,8 @@ class Reverberate(Transform):
         data, peaks = self.bank.on(x.device)
         idx = torch.tensor([self.bank.index_of(p["room"]) for p in params], device=x.device)
         wet = torch.tensor([float(p["wet"]) for p in params], dtype=torch.float32, device=x.device)
-        rirs = data[idx]
-        used = int(self.bank.lengths[idx.cpu()].max())
-        return convolve_rir(x, rirs[:, :used], align=peaks[idx], normalize=self.normalize, wet=wet, lengths=lengths)
+        n = _fft_size(x.shape[1] + data.shape[1] - 1)
+        spec = self.bank.spectra(n, device=x.device, normalize=self.normalize)
+        shift = peaks[idx]
+        spec = rfft(normalize_rir(data[idx], shift, self.normalize), n) if spec is None else spec[idx]
+        return mix_wet(x, convolve_spectrum(x, spec, shift, n=n), wet=wet, lengths=lengths)

@@ -58,6 +58,9 @@ class SimulateMicrophone(Transform):
                 noise = torch.stack([colored_noise(length=t, seed=params[i]["noise_seed"]) for i in sel]).to(x.device)
             gdb = torch.tensor([params[i]["gain_db"] for i in sel], dtype=torch.float32, device=x.device)
             codec = all("codec" in params[i] for i in sel)
+            if len(sel) == x.shape[0]:  # one microphone for the whole batch: no gather/scatter
+                out = simulate_microphone(x, sr=self.sr, mic=pr, gain_db=gdb, noise=noise, codec=codec)
+                break
             ix = torch.tensor(sel, device=x.device)
             out[ix] = simulate_microphone(x[ix], sr=self.sr, mic=pr, gain_db=gdb, noise=noise, codec=codec)
         if lengths is not None:
