@@ -44,8 +44,9 @@ def resample(x: torch.Tensor, *, kernel: torch.Tensor, orig: int, new: int, left
     """Apply :func:`sinc_kernel` kernels (``(new, width)`` tensor) to ``x`` ``(..., time)``."""
     shape = x.shape
     flat = x.reshape(-1, 1, shape[-1])
-    n_out = -(-shape[-1] * new // orig)
-    n_q = -(-n_out // new)
+    # ceil divisions written with positive operands (ONNX integer Div truncates toward zero)
+    n_out = (shape[-1] * new + orig - 1) // orig
+    n_q = (n_out + new - 1) // new
     width = kernel.shape[-1]
     right = max(0, (n_q - 1) * orig + width - left - shape[-1])
     padded = F.pad(flat, (left, right))

@@ -1,0 +1,75 @@
+"""A log-mel front end + small conv net exports to ONNX (waveform in) and runs in onnxruntime.
+
+Method: while exporting, ``stft_impl="auto"`` switches the STFT to a strided conv1d with a fixed DFT
+kernel (no complex numbers, no ONNX STFT op needed), so the graph is Conv/Mul/Add/MatMul/Log only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from roomtone.features import MFCC, Resample, log_mel
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+DB_TOL = 1e-3  # issue bar: onnxruntime vs torch, in dB on log-mel
+
+
+class _Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.resample = Resample(22050, 16000)  # files at 22.05 kHz, model at 16 kHz
+        self.frontend = log_mel(sr=16000, n_fft=512, hop_length=160, n_mels=40, fmin=50.0, fmax=7600.0)
+        self.conv = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        feats = self.frontend(self.resample(x))
+        h = torch.relu(self.conv(feats[:, None]))
+        return feats, self.head(h.mean(dim=(2, 3)))
+
+
+def _inputs(batch, n):
+    rng = np.random.default_rng(batch * 1000 + n)
+    y = rng.standard_normal((batch, n)) * np.linspace(1e-3, 1.0, n)  # 60 dB of level change
+    return torch.from_numpy(y.astype(np.float32))
+
+
+@pytest.mark.slow
+def test_log_mel_net_exports_with_dynamic_batch_and_time(tmp_path):
+    model = _Net().eval()
+    path = tmp_path / "net.onnx"
+    batch, time = torch.export.Dim("batch"), torch.export.Dim("time", min=1024)
+    torch.onnx.export(model, (_inputs(2, 22050),), str(path), input_names=["audio"],
+                      output_names=["logmel", "logits"], dynamic_shapes={"x": {0: batch, 1: time}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    op_types = {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
+    assert "STFT" not in op_types and "DFT" not in op_types
+    for b in (1, 8):
+        for n in (22050, 33333):
+            x = _inputs(b, n)
+            feats, logits = session.run(None, {"audio": x.numpy()})
+            with torch.no_grad():
+                ref_feats, ref_logits = model(x)  # eager torch uses torch.stft
+            assert feats.shape == (b, 40, 1 + -(-n * 16000 // 22050) // 160)
+            assert np.abs(feats - ref_feats.numpy()).max() <= DB_TOL
+            assert np.abs(logits - ref_logits.numpy()).max() <= 1e-3
+
+
+@pytest.mark.slow
+def test_mfcc_exports_with_legacy_exporter(tmp_path):
+    model = MFCC(16000, 13, 512, 160, n_mels=40).eval()
+    path = tmp_path / "mfcc.onnx"
+    torch.onnx.export(model, (_inputs(1, 22050),), str(path), dynamo=False, input_names=["audio"],
+                      output_names=["mfcc"], dynamic_axes={"audio": {0: "batch", 1: "time"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for b, n in ((1, 22050), (8, 30001)):
+        x = _inputs(b, n)
+        out = session.run(None, {"audio": x.numpy()})[0]
+        with torch.no_grad():
+            ref = model(x).numpy()
+        assert out.shape == ref.shape
+        assert np.abs(out - ref).max() <= 1e-3
