@@ -116,3 +116,27 @@ def test_presets_run_and_shape(name):
         assert _gain_db(p.fmin / 2, lambda n: p.magnitude(sr=SR, n_fft=n)) < -6
     with pytest.raises(ParameterError, match="not a known preset"):
         simulate_microphone(x, sr=SR, mic="tin-can")
+
+
+def test_codec_through_transform_recorded_or_skipped(monkeypatch):
+    from roomtone.prepare import microphones
+    from roomtone.prepare.transforms import SimulateMicrophone
+
+    x = (_tone(300, 8000) * 0.3).unsqueeze(0).repeat(2, 1)
+    ok, why = codec_support("vorbis")
+    t = SimulateMicrophone("headset", sr=SR, codec="vorbis")
+    y = t(x, generator=torch.Generator().manual_seed(0))
+    if ok:
+        assert all(p["codec"] == "vorbis" for p in t.last_params)
+        assert torch.equal(t.replay(x, t.last_params), y)
+    # a libsndfile without the codec: processed without it, and the reason recorded
+    monkeypatch.setattr(microphones, "codec_support", lambda c: (False, "no encoder in this build"))
+    import roomtone.prepare.transforms.simulate_microphone as sm
+
+    monkeypatch.setattr(sm, "codec_support", lambda c: (False, "no encoder in this build"))
+    t = SimulateMicrophone("voip", sr=SR)
+    y = t(x, generator=torch.Generator().manual_seed(0))
+    assert all("no encoder" in p["codec_skipped"] and "codec" not in p for p in t.last_params)
+    assert torch.isfinite(y).all()
+    with pytest.raises(ParameterError, match="codec='aac'"):
+        SimulateMicrophone("phone", sr=SR, codec="aac")

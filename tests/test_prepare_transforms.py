@@ -177,3 +177,18 @@ def test_gpu_same_code_same_result(transforms, audio):
         a = t(audio, generator=torch.Generator().manual_seed(1))
         b = t(audio.cuda(), generator=torch.Generator().manual_seed(1))
         assert b.is_cuda and torch.allclose(a, b.cpu(), atol=1e-4)
+
+
+def test_picklable_for_dataloader_workers(transforms, audio):
+    import pickle
+
+    t = transforms["chain"]
+    t(audio)  # creates the transform's own generator and device caches
+    clone = pickle.loads(pickle.dumps(t))
+    a = t(audio, generator=torch.Generator().manual_seed(2))
+    b = clone(audio, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    from roomtone.prepare.noise import NoiseBank as NB
+    from roomtone.prepare.rooms import RoomBank as RB
+
+    assert NB is NoiseBank and RB is RoomBank

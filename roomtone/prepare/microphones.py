@@ -242,6 +242,11 @@ PRESETS: dict[str, MicPreset] = {
         curve=((60, -14), (150, -6), (400, -1), (1000, 0), (3000, -1), (6000, -5), (10000, -12)),
         fmin=90.0, order=4, self_noise_dbfs=-55.0, clip_mode="hard", clip_threshold=1.0, bits=16,
         notes="smart-speaker array a few metres away: high-frequency loss, high noise floor after gain"),
+    "voip": MicPreset(
+        "voip",
+        curve=((60, -10), (120, -3), (250, 0), (1000, 0), (3000, 2), (5000, 1), (7000, -3)),
+        fmin=80.0, band_limit_hz=8000.0, order=4, self_noise_dbfs=-70.0, clip_mode="soft", clip_threshold=0.9,
+        bits=16, codec="opus", codec_quality=0.3, notes="headset over a video call: wideband Opus at a low bitrate"),
     "telephone": MicPreset(
         "telephone", fmin=300.0, fmax=3400.0, order=4, band_limit_hz=4000.0, self_noise_dbfs=-60.0,
         clip_mode="hard", clip_threshold=1.0, bits=8, notes="narrowband telephone line (300-3400 Hz, 8-bit)"),
@@ -249,7 +254,7 @@ PRESETS: dict[str, MicPreset] = {
 
 
 def get_preset(mic: str | MicPreset) -> MicPreset:
-    """A preset by name (``phone``, ``laptop``, ``headset``, ``far-field``, ``telephone``) or as given."""
+    """A preset by name (``phone``, ``laptop``, ``headset``, ``far-field``, ``voip``, ``telephone``) or as given."""
     if isinstance(mic, MicPreset):
         return mic
     if mic not in PRESETS:
@@ -264,13 +269,13 @@ def simulate_microphone(
     mic: str | MicPreset = "phone",
     gain_db: float | torch.Tensor = 0.0,
     noise: torch.Tensor | None = None,
-    codec: bool = True,
+    codec: bool | str = True,
 ) -> torch.Tensor:
     """Pass ``x`` ``(batch, time)`` or ``(time,)`` through microphone ``mic`` (deterministic).
 
     Order: linear response -> gain -> self-noise (``noise``: unit-RMS noise of ``x``'s shape, scaled
     to ``self_noise_dbfs``; None: no self-noise) -> clipping -> bit depth -> codec (CPU round trip,
-    skipped when ``codec=False``).
+    skipped when ``codec=False``; a codec name forces that codec).
     """
     p = get_preset(mic)
     y = apply_magnitude(x, lambda n: p.magnitude(sr=sr, n_fft=n), sr=sr)
@@ -281,6 +286,7 @@ def simulate_microphone(
     y = clip(y, threshold=p.clip_threshold, mode=p.clip_mode)
     if p.bits is not None and p.bits < 32:
         y = quantize(y, bits=p.bits)
-    if codec and p.codec is not None:
-        y = codec_roundtrip(y, sr=sr, codec=p.codec, quality=p.codec_quality)
+    name = codec if isinstance(codec, str) else (p.codec if codec else None)
+    if name is not None:
+        y = codec_roundtrip(y, sr=sr, codec=name, quality=p.codec_quality)
     return y

@@ -31,6 +31,15 @@ from roomtone.errors import ParameterError
 SILENCE_POWER = 1e-10  # -100 dBFS
 
 
+def __getattr__(name: str):
+    """``NoiseBank`` lives in :mod:`roomtone.prepare.banks`; importable from here too."""
+    if name == "NoiseBank":
+        from roomtone.prepare.banks import NoiseBank
+
+        return NoiseBank
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _as_batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
     if not isinstance(x, torch.Tensor):
         raise ParameterError(f"{name} must be a torch.Tensor of shape (batch, time) or (time,), got {type(x).__name__}")

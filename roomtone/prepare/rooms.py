@@ -22,6 +22,15 @@ from roomtone.errors import ParameterError
 NORMALIZE = ("energy", "direct", "none")
 
 
+def __getattr__(name: str):
+    """``RoomBank`` lives in :mod:`roomtone.prepare.roombank`; importable from here too."""
+    if name == "RoomBank":
+        from roomtone.prepare.roombank import RoomBank
+
+        return RoomBank
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _fft_size(n: int) -> int:
     """Smallest 2^a 3^b 5^c >= n (fast FFT sizes)."""
     best = 1 << (n - 1).bit_length()

@@ -67,6 +67,11 @@ class Transform:
         self.last_params: list[dict] = []
         self._generator: torch.Generator | None = None
 
+    def __getstate__(self) -> dict:  # picklable for DataLoader workers (a torch.Generator is not)
+        state = dict(self.__dict__)
+        state["_generator"] = None
+        return state
+
     @property
     def name(self) -> str:
         return type(self).__name__

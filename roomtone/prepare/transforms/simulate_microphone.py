@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from roomtone.errors import ParameterError
 from roomtone.prepare.colored import colored_noise
-from roomtone.prepare.microphones import MicPreset, codec_support, get_preset, simulate_microphone
+from roomtone.prepare.microphones import CODECS, MicPreset, codec_support, get_preset, simulate_microphone
 from roomtone.prepare.transforms.base import Transform, check_range, integers, seeds, uniform
 
 
@@ -17,20 +18,23 @@ class SimulateMicrophone(Transform):
             :class:`MicPreset`, or a list of them (one drawn per example).
         sr: the audio's sample rate.
         min_gain_db, max_gain_db: input gain drawn per example (drives the clipping).
-        codec: run the preset's codec round trip (CPU). When libsndfile lacks it, the example is
-            processed without it and ``codec_skipped`` records the reason.
+        codec: True: the preset's codec round trip (CPU; presets ``voip`` has Opus); a name (``mp3``,
+            ``vorbis``, ``opus``): that codec for every preset; False: none. When libsndfile lacks the
+            codec, the example is processed without it and ``codec_skipped`` records the reason.
 
     Params per example: ``mic``, ``gain_db``, ``noise_seed`` (self-noise), ``codec`` (or ``codec_skipped``).
     """
 
     def __init__(self, mic="phone", *, sr: int, min_gain_db: float = 0.0, max_gain_db: float = 0.0,
-                 p: float = 1.0, codec: bool = True, seed: int = 0):
+                 p: float = 1.0, codec: bool | str = True, seed: int = 0):
         super().__init__(p=p, sr=sr, seed=seed)
         check_range("gain_db", min_gain_db, max_gain_db)
         mics = [mic] if isinstance(mic, (str, MicPreset)) else list(mic)
         self.presets = {get_preset(m).name: get_preset(m) for m in mics}
         self.names = list(self.presets)
-        self.min_gain_db, self.max_gain_db, self.codec = float(min_gain_db), float(max_gain_db), bool(codec)
+        if isinstance(codec, str) and codec not in CODECS:
+            raise ParameterError(f"codec={codec!r} must be True, False or one of {sorted(CODECS)}")
+        self.min_gain_db, self.max_gain_db, self.codec = float(min_gain_db), float(max_gain_db), codec
 
     def draw_params(self, x, g):
         b = x.shape[0]
@@ -41,9 +45,10 @@ class SimulateMicrophone(Transform):
         for w, gdb, s in zip(which, gains, sd, strict=True):
             pr = self.presets[self.names[w]]
             prm = {"mic": pr.name, "gain_db": gdb, "noise_seed": s}
-            if self.codec and pr.codec is not None:
-                ok, why = codec_support(pr.codec)
-                prm.update({"codec": pr.codec} if ok else {"codec_skipped": f"{pr.codec}: {why}"})
+            codec = self.codec if isinstance(self.codec, str) else (pr.codec if self.codec else None)
+            if codec is not None:
+                ok, why = codec_support(codec)
+                prm.update({"codec": codec} if ok else {"codec_skipped": f"{codec}: {why}"})
             out.append(prm)
         return out
 
@@ -57,7 +62,10 @@ class SimulateMicrophone(Transform):
             if pr.self_noise_dbfs is not None:
                 noise = torch.stack([colored_noise(length=t, seed=params[i]["noise_seed"]) for i in sel]).to(x.device)
             gdb = torch.tensor([params[i]["gain_db"] for i in sel], dtype=torch.float32, device=x.device)
-            codec = all("codec" in params[i] for i in sel)
+            codecs = {params[i].get("codec") for i in sel}
+            if len(codecs) > 1:
+                raise ParameterError(f"examples of mic {name!r} have different codecs {codecs}; replay them separately")
+            codec = codecs.pop() or False
             if len(sel) == x.shape[0]:  # one microphone for the whole batch: no gather/scatter
                 out = simulate_microphone(x, sr=self.sr, mic=pr, gain_db=gdb, noise=noise, codec=codec)
                 break
