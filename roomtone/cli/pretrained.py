@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
         from roomtone.models.pretrained import list_pretrained
 
         table = Table(title="roomtone pre-trained backbones")
-        for col in ("name", "model", "sr", "embedding", "licence", "cached", "path"):
-            table.add_column(col)
+        for col in ("name", "model", "sr", "embedding", "licence", "cached"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("path", overflow="fold")
         for d in list_pretrained(cache_dir=cache_dir):
             table.add_row(d["name"], d["model"], str(d["sr"]), str(d["embedding_size"]), d["licence"],
                           "yes" if d["cached"] else "no", d["path"])

@@ -130,6 +130,7 @@ def _fetch_panns(entry: Backbone, dest: Path, *, force: bool) -> Path:
     try:
         _download(entry.source, dest)
     except Exception as exc:  # URLError, timeouts, HTTP errors, disk errors
+        dest.with_suffix(dest.suffix + ".part").unlink(missing_ok=True)
         raise DownloadError(
             f"could not download {entry.name} from {entry.source} ({type(exc).__name__}: {exc}). "
             f"On a machine with internet, download that URL and put the file at {dest} "
