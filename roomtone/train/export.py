@@ -87,8 +87,10 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
     hop = int(getattr(model.frontend, "hop_length", 1))
     min_samples = int(getattr(model, "min_frames", 1)) * hop
     inputs = _check_inputs(check_inputs, sr=sr, min_samples=min_samples)
-    example = torch.zeros(1, max(int(sr), min_samples))
-    example[0, :] = inputs[0].repeat(example.shape[1] // inputs[0].shape[0] + 1)[: example.shape[1]]
+    # batch 2 in the example: torch.export specialises a dimension of size 1
+    n = max(int(sr), min_samples)
+    row = inputs[0].repeat(n // inputs[0].shape[0] + 1)[:n]
+    example = torch.stack([row, row.flip(0)])
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if format == "onnx":

@@ -1,0 +1,39 @@
+"""torchrun: 2 CPU processes (gloo) train a few steps through the CLI; rank 0 writes one checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import make_tones
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path):
+    data = make_tones(tmp_path / "data")
+    out = tmp_path / "run"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    if not torchrun.exists() and shutil.which("torchrun") is None:
+        pytest.importorskip("torch.distributed.run")
+    cmd = [*launcher, "--standalone", "--nproc_per_node", "2", "-m", "roomtone", "train", str(data), "--out", str(out),
+           "--model", "vgg_tiny", "--no-progress", "--set", "max_steps=3", "--set", "batch_size=4",
+           "--set", "frontend={sr: 8000, n_fft: 256, hop_length: 64, n_mels: 32}", "--set", "clip_seconds=0.5",
+           "--set", "device=cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["state"]["global_step"] == 3
+    info = json.loads((out / "run.json").read_text())
+    assert info["world_size"] == 2
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["step"] == 3  # written once (rank 0), not once per rank
+    assert (out / "best.pt").exists()
+    assert not list(out.glob(".*.tmp"))
