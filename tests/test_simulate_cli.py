@@ -114,3 +114,17 @@ def test_cli(small_input, tmp_path):
     res = runner.invoke(build_app(), ["simulate", str(small_input), str(tmp_path / "bad"), "--snr", "9:1",
                                       "--mic", "phone"])
     assert isinstance(res.exception, ParameterError)
+
+
+def test_csv_input_with_equal_file_names(tmp_path, fsdd_dir):
+    src = tmp_path / "data"
+    files = sorted(fsdd_dir.glob("2_yweweler_*.wav"))[:2]
+    for label, f in zip(("a", "b"), files, strict=True):
+        (src / label).mkdir(parents=True)
+        shutil.copy(f, src / label / "same.wav")
+    csv = src / "list.csv"
+    csv.write_text("path,label\n" + "".join(f"{src / lab / 'same.wav'},{lab}\n" for lab in ("a", "b")))
+    out = tmp_path / "out"
+    render(csv, out, mic="phone", progress=False)
+    rows = read_manifest(out)
+    assert len(rows) == 2 and len({r.path for r in rows}) == 2

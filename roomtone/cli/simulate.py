@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         noise: str = typer.Option(None, help="Noise folder/CSV (its 'split' rows are used), or 'colored'."),
         snr: str = typer.Option("0:20", help="SNR range in dB, LOW:HIGH (or one number)."),
         rooms: str = typer.Option(None, help="RIR folder/CSV, or 'simulated' (shoebox rooms, cached)."),
-        mic: str = typer.Option(None, help="Microphone preset(s): phone, laptop, headset, far-field, telephone "
+        mic: str = typer.Option(None, help="Microphone preset(s): phone, laptop, headset, far-field, voip, telephone "
                                 "(comma-separated: one drawn per copy)."),
         copies: int = typer.Option(1, help="Augmented copies per example."),
         seed: int = typer.Option(0, help="Seed: each output depends only on (seed, file, copy)."),

@@ -27,7 +27,7 @@ def colored_noise(
     """Unit-RMS colored noise of shape ``(batch, length)`` (``(length,)`` when ``batch`` is None).
 
     Args:
-        length: samples per example (>= 2).
+        length: samples per example (>= 1; a 1-sample colored noise is 0: only DC, which is removed).
         color: one of ``white``, ``pink``, ``brown``, ``blue``, ``violet`` (PSD ``f ** {0,-1,-2,1,2}``).
         generator: the random source; or give ``seed`` to use a fresh ``torch.Generator`` seeded with
             it. One of the two is required: there is no global-RNG fallback.
@@ -35,8 +35,8 @@ def colored_noise(
     """
     if color not in COLORS:
         raise ParameterError(f"color={color!r} is not known; choose one of {sorted(COLORS)}")
-    if not isinstance(length, int) or length < 2:
-        raise ParameterError(f"length={length!r} must be an integer >= 2 (samples)")
+    if not isinstance(length, int) or length < 1:
+        raise ParameterError(f"length={length!r} must be a positive integer (samples)")
     if batch is not None and (not isinstance(batch, int) or batch < 1):
         raise ParameterError(f"batch={batch!r} must be a positive integer or None")
     if generator is None:

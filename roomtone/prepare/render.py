@@ -180,7 +180,10 @@ def render(
                 continue  # a line cut by an interruption
     skipped = [(str(b.get("path", b)), str(b.get("reason", ""))) for b in bad_rows]
     chains: dict[int, object] = {}
+    # outputs mirror the sources' paths relative to their common folder, so equal file names never collide
     base = data if data.is_dir() else data.parent
+    if rows and not all(_inside(Path(r.path), base) for r in rows):
+        base = Path(os.path.commonpath([str(Path(r.path).resolve().parent) for r in rows]))
 
     def chain_for(rate: int):
         if rate not in chains:
@@ -200,7 +203,7 @@ def render(
         with open(out / LOG, "a", encoding="utf-8") as log:
             for row in rows:
                 src = Path(row.path)
-                rel = src.relative_to(base) if _inside(src, base) else Path(src.name)
+                rel = src.resolve().relative_to(base.resolve())
                 seg = "" if row.start is None else f"@{row.start:.3f}-{row.end:.3f}"
                 keys = [f"{rel.as_posix()}{seg}#{k}" for k in range(copies)]
                 if all(k in done for k in keys):

@@ -39,4 +39,5 @@ class AddColoredNoise(Transform):
         t = x.shape[1]
         noise = torch.stack([colored_noise(length=t, color=p["color"], seed=p["noise_seed"]) for p in params])
         snr = torch.tensor([p["snr_db"] for p in params], dtype=torch.float64, device=x.device)
-        return mix_at_snr(x, noise.to(x.device), snr, mode=self.mode, active=self.active, lengths=lengths)
+        return mix_at_snr(x, noise.to(x.device), snr, mode=self.mode, active=self.active, lengths=lengths,
+                          silent_noise="keep")
