@@ -20,8 +20,9 @@ from roomtone.features.cache import (
     cache_features,
     cache_prepared,
     compute_features,
-    entry_is_valid,
+    entry_array,
     feature_config,
+    npy_is_complete,
     read_cache_index,
 )
 from roomtone.prepare.dataset import FeatureDataset, collate_padded
@@ -45,7 +46,14 @@ def _corpus(root: Path, n: int) -> list[ManifestRow]:
 
 
 def _arrays(cache_dir: Path) -> dict[str, bytes]:
-    return {p.relative_to(cache_dir).as_posix(): p.read_bytes() for p in sorted((cache_dir / "entries").rglob("*.npy"))}
+    """Every row's feature array (bytes) by row key, read through the index and the memory-mapped shards."""
+    idx = read_cache_index(cache_dir)
+    return {k: entry_array(cache_dir, e).tobytes() + str(entry_array(cache_dir, e).shape).encode()
+            for k, e in idx["entries"].items()}
+
+
+def _files(cache_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((cache_dir / "shards").iterdir())}
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +62,28 @@ def rows(tmp_path_factory):
 
 
 def test_resume_after_interruption_is_byte_identical(rows, tmp_path):
-    full = cache_features(rows, tmp_path / "a", sr=SR, n_mels=32)
+    full = cache_features(rows, tmp_path / "a", sr=SR, n_mels=32, shard_size=8)
     assert (full["computed"], full["reused"]) == (40, 0)
-    ref = _arrays(Path(full["cache_dir"]))
-    assert len(ref) == 40
-    part = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32, stop_after=15)  # interrupted: no index yet
+    ref, ref_files = _arrays(Path(full["cache_dir"])), _files(Path(full["cache_dir"]))
+    assert len(ref) == 40 and len(ref_files) == 10  # 5 shards: array + table each
+    part = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32, shard_size=8, stop_after=3)  # killed
     cdir = Path(part["cache_dir"])
     with pytest.raises(DataError, match="did not finish"):
         read_cache_index(cdir)
-    entries = sorted((cdir / "entries").rglob("*.npy"))
-    assert len(entries) == 15
-    # a half-written entry under its final name, and a leftover temporary file
-    data = entries[3].read_bytes()
-    entries[3].write_bytes(data[: len(data) // 2])
-    assert not entry_is_valid(entries[3])
-    (entries[0].parent / ".junk.4194309.tmp.npy").write_bytes(b"partial")  # its writer (no such pid) died
-    again = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32)
-    assert (again["reused"], again["recomputed_invalid"], again["computed"]) == (14, 1, 26)
+    arrays = sorted((cdir / "shards").glob("*.npy"))
+    assert len(arrays) == 3
+    # a half-written shard under its final name, a shard array whose table was never written,
+    # and a temporary file of a dead writer
+    data = arrays[1].read_bytes()
+    arrays[1].write_bytes(data[: len(data) // 2])
+    assert not npy_is_complete(arrays[1])[0]
+    (cdir / "shards" / arrays[2].name.replace(".npy", ".json")).unlink()
+    (cdir / "shards" / ".junk.4194309.tmp.npy").write_bytes(b"partial")  # no such pid: its writer died
+    again = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32, shard_size=8)
+    assert (again["reused"], again["recomputed_invalid"], again["computed"]) == (8, 8, 32)
     assert _arrays(cdir) == ref
-    third = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32)
+    assert _files(cdir) == ref_files  # same shards, byte for byte, no leftovers
+    third = cache_features(rows, tmp_path / "b", sr=SR, n_mels=32, shard_size=8, workers=2)
     assert (third["computed"], third["reused"]) == (0, 40)
 
 
@@ -82,20 +93,21 @@ def test_real_kill_midway_then_resume(tmp_path):
     write_manifest(tmp_path / "prep", rows)
     (tmp_path / "prep" / "prepare.json").write_text('{"labels": ["c0", "c1", "c2"], "sr": 8000, "clip_seconds": null}')
     code = ("import sys; from roomtone.features.cache import cache_prepared; "
-            "cache_prepared(sys.argv[1], cache_root=sys.argv[2], workers=1)")
+            "cache_prepared(sys.argv[1], cache_root=sys.argv[2], workers=1, shard_size=16)")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "prep"), str(tmp_path / "killed")], env=env)
     deadline = time.time() + 60
-    while time.time() < deadline and len(list((tmp_path / "killed").rglob("*.npy"))) < 20:
-        time.sleep(0.01)
+    while time.time() < deadline and len(list((tmp_path / "killed").glob("*/shards/*.json"))) < 2:
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_before = len(list((tmp_path / "killed").rglob("entries/*/*.npy")))
-    assert 20 <= n_before < 300, "the job was not killed midway"
-    again = cache_prepared(tmp_path / "prep", cache_root=tmp_path / "killed")
-    assert again["reused"] + again["recomputed_invalid"] >= n_before - 1 and again["computed"] > 0
-    clean = cache_prepared(tmp_path / "prep", cache_root=tmp_path / "clean", workers=2)
+    n_before = len(list((tmp_path / "killed").glob("*/shards/*.json")))
+    assert 2 <= n_before < 300 // 16, "the job was not killed midway"
+    again = cache_prepared(tmp_path / "prep", cache_root=tmp_path / "killed", shard_size=16)
+    assert again["reused"] >= 16 * 2 and again["computed"] > 0
+    clean = cache_prepared(tmp_path / "prep", cache_root=tmp_path / "clean", workers=2, shard_size=16)
     assert _arrays(Path(again["cache_dir"])) == _arrays(Path(clean["cache_dir"]))
+    assert _files(Path(again["cache_dir"])) == _files(Path(clean["cache_dir"]))
 
 
 def test_changed_parameter_or_audio_never_reads_stale(rows, tmp_path):
@@ -103,15 +115,16 @@ def test_changed_parameter_or_audio_never_reads_stale(rows, tmp_path):
     b = cache_features(rows[:6], tmp_path, sr=SR, n_mels=40)
     assert a["cache_dir"] != b["cache_dir"] and (b["computed"], b["reused"]) == (6, 0)
     ia, ib = read_cache_index(a["cache_dir"]), read_cache_index(b["cache_dir"])
-    assert {tuple(s)[0] for s in ia["shapes"].values()} == {32} and {tuple(s)[0] for s in ib["shapes"].values()} == {40}
-    assert not set(ia["entries"].values()) & set(ib["entries"].values())
+    assert {tuple(e[2])[0] for e in ia["entries"].values()} == {32}
+    assert {tuple(e[2])[0] for e in ib["entries"].values()} == {40}
+    assert not {e[0] for e in ia["entries"].values()} & {e[0] for e in ib["entries"].values()}
     c = cache_features(rows[:6], tmp_path, sr=SR, n_mels=32, hop_length=128)
     assert (c["computed"], c["reused"]) == (6, 0)
     d = cache_features(rows[:6], tmp_path, sr=SR, n_mels=32, clip_seconds=0.25)
     assert (d["computed"], d["reused"]) == (6, 0)
     # the audio of one file changes: only that entry is recomputed, and the new values are read
     p = Path(rows[2].path)
-    old = np.load(Path(a["cache_dir"]) / ia["entries"][f"{p}||"])
+    old = np.array(entry_array(a["cache_dir"], ia["entries"][f"{p}||"]))
     sf.write(str(p), 0.5 * np.ones(SR // 4, np.float32), SR, subtype="PCM_16")
     e = cache_features(rows[:6], tmp_path, sr=SR, n_mels=32)
     assert (e["computed"], e["reused"]) == (1, 5)
@@ -134,6 +147,14 @@ def test_feature_dataset_matches_librosa_and_collates(rows, tmp_path):
                               top_db=80.0)
     assert x.dtype == torch.float32 and x.shape == ref.shape and y == 1
     np.testing.assert_allclose(x.numpy(), ref, atol=2e-3)
+    # same samples as the raw-audio dataset (the cache's fast loader == roomtone.audio.load)
+    from roomtone.features.cache import build_layer
+    from roomtone.prepare.dataset import AudioDataset
+
+    wave, _ = AudioDataset(rows[:5], labels=["c0", "c1", "c2"], sr=SR)[1]
+    with torch.inference_mode():
+        direct = build_layer(feature_config("log-mel", sr=SR, n_mels=32, n_fft=512, hop_length=128))(wave)
+    np.testing.assert_array_equal(x.numpy(), direct.numpy())
     batch, labels, lengths = collate_padded([ds[i] for i in range(5)])
     assert batch.shape[:2] == (5, 32) and lengths.max() == batch.shape[-1]
     with pytest.raises(DataError, match="not in the feature cache"):
@@ -167,6 +188,6 @@ def test_cli_cache(rows, tmp_path):
     assert r.exit_code == 0, r.output
     assert "4 computed" in r.output
     idx = read_cache_index(next((tmp_path / "prep" / "features").iterdir()))
-    assert idx["config"]["clip_seconds"] == 0.3 and {tuple(s) for s in idx["shapes"].values()} == {(24, 10)}
+    assert idx["config"]["clip_seconds"] == 0.3 and {tuple(e[2]) for e in idx["entries"].values()} == {(24, 10)}
     rep = cache_prepared(tmp_path / "prep", n_mels=24)
     assert rep["reused"] == 4

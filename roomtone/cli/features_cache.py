@@ -41,7 +41,7 @@ def register_cache(sub: typer.Typer) -> None:
             rep = cache_prepared(prepared_dir, preset=preset, cache_root=cache_root, sr=sr, workers=workers,
                                  progress=lambda n: bar.advance(task, n), **params)
         console.print(f"{rep['rows']} rows: {rep['computed']} computed, {rep['reused']} reused, "
-                      f"{rep['recomputed_invalid']} half-written entries recomputed, {len(rep['failed'])} failed")
+                      f"{rep['recomputed_invalid']} entries of damaged shards recomputed, {len(rep['failed'])} failed")
         for f in rep["failed"][:20]:
             console.print(f"[red]failed[/] {f['path']}: {f['reason']}")
         console.print(f"cache: {rep['cache_dir']}")

@@ -124,13 +124,13 @@ class AudioDataset(Dataset):
 class FeatureDataset(Dataset):
     """Cached features: item ``i`` is ``(features float32 (..., freq, frames), label_index int)``.
 
-    The arrays are memory-mapped ``.npy`` files written by :func:`roomtone.features.cache.cache_features`;
-    ``cache_dir`` is the folder holding that run's ``index.json``. A row missing from the cache is an
-    error naming the command that fills it.
+    The arrays are views into the memory-mapped ``.npy`` shards written by
+    :func:`roomtone.features.cache.cache_features` (copied out per item); ``cache_dir`` is the folder
+    holding that run's ``index.json``. A row missing from the cache is an error naming the command
+    that fills it.
     """
 
-    def __init__(self, rows: list[ManifestRow], *, labels: list[str], cache_dir: str | os.PathLike,
-                 mmap: bool = True) -> None:
+    def __init__(self, rows: list[ManifestRow], *, labels: list[str], cache_dir: str | os.PathLike) -> None:
         from roomtone.features.cache import read_cache_index, row_key
 
         self.rows = list(rows)
@@ -138,25 +138,30 @@ class FeatureDataset(Dataset):
         self.targets = _label_indices(self.rows, self.labels)
         self.cache_dir = Path(cache_dir)
         index = read_cache_index(self.cache_dir)
-        self.files = []
+        self.entries = []
         missing = []
         for r in self.rows:
             entry = index["entries"].get(row_key(r))
             if entry is None:
                 missing.append(r.path)
             else:
-                self.files.append(self.cache_dir / entry)
+                self.entries.append(entry)
         if missing:
             raise DataError(f"{cache_dir}: {len(missing)} row(s) not in the feature cache, e.g. {missing[0]}; "
                             f"run `roomtone features cache` on this manifest")
         self.config = index.get("config", {})
-        self.mmap = mmap
+        self._mmaps: dict = {}  # opened lazily, so each DataLoader worker maps the shards itself
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    def __getstate__(self):
+        return {**self.__dict__, "_mmaps": {}}
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        arr = np.load(self.files[index], mmap_mode="r" if self.mmap else None)
+        from roomtone.features.cache import entry_array
+
+        arr = entry_array(self.cache_dir, self.entries[index], mmaps=self._mmaps)
         return torch.from_numpy(np.array(arr, dtype=np.float32)), self.targets[index]
 
 
