@@ -85,6 +85,22 @@ def test_measure_rt60_and_drr(rt60):
     assert abs(measure_drr(d, sr=16000) - 20.0) < 1e-6
     with pytest.raises(ParameterError, match="no energy"):
         measure_rt60(torch.zeros(100), sr=16000)
+    # a measured RIR ends in the noise floor of the recording: the estimate must not follow it
+    g = torch.Generator().manual_seed(9)
+    noisy = _decay_rir(rt60, seconds=3.0) + torch.randn(100 + 48000, generator=g) * 3e-3
+    assert abs(measure_rt60(noisy, sr=16000) - rt60) < 0.1 * rt60
+
+
+def test_reverberate_keeps_direct_path_aligned_with_real_rirs(rir_dir):
+    from roomtone.prepare.transforms import Reverberate
+
+    bank = RoomBank.from_path(rir_dir, sr=16000, split="train", max_seconds=1.0)
+    x = torch.zeros(len(bank), 16000)
+    x[:, 4000] = 1.0
+    t = Reverberate(bank, sr=16000, normalize="direct")
+    y = t.replay(x, [{"room": n, "wet": 1.0} for n in bank.names])
+    assert (y.abs().argmax(dim=1) == 4000).all() and torch.allclose(y[:, 4000], torch.ones(len(bank)), atol=1e-4)
+    assert (y[:, :3990].abs().max(dim=1).values < 0.5).all()  # nothing big arrives before the direct sound
 
 
 def test_real_room_bank_train_split(rir_dir):

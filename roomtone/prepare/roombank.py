@@ -2,7 +2,8 @@
 (pyroomacoustics, built once, cached on disk). Each entry records its measured RT60 and DRR.
 
 Entries are stored trimmed: from ``pre_ms`` before the direct-path peak (which removes the fixed
-propagation/simulator delay) to where the energy decay reaches -60 dB (at most ``max_seconds``), zero
+propagation/simulator delay) to where the energy decay reaches -60 dB or the noise floor of the
+measurement (at most ``max_seconds``), zero
 padded to one ``(n, L)`` tensor; ``peaks`` holds each direct-path index for :func:`convolve_rir`.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import AudioError, DataError, ParameterError
-from roomtone.prepare.rooms import measure_drr, measure_rt60, normalize_rir, rfft, schroeder_db
+from roomtone.prepare.rooms import decay_end, measure_drr, measure_rt60, normalize_rir, rfft, schroeder_db
 
 SIM_VERSION = 1
 
@@ -36,6 +37,7 @@ def _trim(h: torch.Tensor, *, sr: int, pre_ms: float, max_seconds: float | None)
     edc = schroeder_db(h)
     below = torch.nonzero(edc < -60.0).flatten()
     end = int(below[0]) if below.numel() else h.numel()
+    end = min(end, decay_end(h, sr=sr))  # no point keeping the measurement's noise floor
     if max_seconds is not None:
         end = min(end, int(round(max_seconds * sr)))
     end = max(end, p - start + 1)

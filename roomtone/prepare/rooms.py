@@ -192,17 +192,40 @@ def schroeder_db(rir: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(e / e[..., :1].clamp_min(1e-30) + 1e-30)
 
 
+def decay_end(rir: torch.Tensor, *, sr: int, margin_db: float = 5.0) -> int:
+    """Where the decay of one RIR ``(L,)`` meets its noise floor (a simplified Lundeby truncation).
+
+    The floor is the mean energy of the last 10 % of the RIR in 10 ms frames; the end is the first
+    frame after the peak whose energy falls below the floor + ``margin_db``. An RIR whose tail is
+    below -70 dB of its peak frame has no measurable floor: its full length is returned.
+    """
+    h = rir.reshape(-1).double()
+    win = max(1, int(0.01 * sr))
+    n_frames = h.numel() // win
+    if n_frames < 10:
+        return h.numel()
+    env = h[: n_frames * win].pow(2).reshape(n_frames, win).mean(-1)
+    floor = env[-max(1, n_frames // 10):].mean()
+    top = int(env.argmax())
+    if float(floor) <= float(env[top]) * 1e-7:
+        return h.numel()
+    below = torch.nonzero(env[top:] < floor * 10.0 ** (margin_db / 10.0)).flatten()
+    return h.numel() if below.numel() == 0 else int(top + below[0]) * win
+
+
 def measure_rt60(rir: torch.Tensor, *, sr: int) -> float:
     """RT60 in seconds of one RIR ``(L,)``, from the decay after its direct-path peak.
 
-    A line is fitted (least squares) to the Schroeder curve between -5 and -25 dB and extrapolated to
-    -60 dB (T20); when the curve never reaches -25 dB, between -5 and -15 dB (T10). Returns NaN only
-    if the RIR decays by less than 15 dB (no estimate possible); callers treat that as unknown.
+    The RIR is first cut where its decay meets the noise floor (:func:`decay_end`), then a line is
+    fitted (least squares) to the Schroeder curve between -5 and -25 dB and extrapolated to -60 dB
+    (T20); when the curve never reaches -25 dB, between -5 and -15 dB (T10). Returns NaN only if the
+    RIR decays by less than 15 dB (no estimate possible); callers treat that as unknown.
     """
     h = rir.reshape(-1).double()
     if float(h.pow(2).sum()) <= 1e-20:
         raise ParameterError("rir has no energy (all zeros): no RT60")
     h = h[int(h.abs().argmax()):]
+    h = h[: max(2, decay_end(h, sr=sr))]
     edc = schroeder_db(h)
     for lo in (-25.0, -15.0):
         sel = (edc <= -5.0) & (edc >= lo)
