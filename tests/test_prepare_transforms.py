@@ -192,3 +192,16 @@ def test_picklable_for_dataloader_workers(transforms, audio):
     from roomtone.prepare.rooms import RoomBank as RB
 
     assert NB is NoiseBank and RB is RoomBank
+
+
+def test_babble_from_a_prepared_manifest(tmp_path, fsdd_dir):
+    from roomtone.prepare.manifest import ManifestRow, write_manifest
+
+    files = sorted(fsdd_dir.glob("3_nicolas_*.wav"))[:6]
+    rows = [ManifestRow(str(f), "3", "nicolas", "train" if i < 4 else "test", start=0.05, end=0.25)
+            for i, f in enumerate(files)]
+    write_manifest(tmp_path, rows)
+    t = AddBabble(tmp_path, sr=8000, min_speakers=2, max_speakers=2, split="train")
+    assert len(t.bank) == 4 and all(int(n) == 1600 for n in t.bank.lengths)  # segments honoured
+    y = t(torch.randn(2, 4000) * 0.1, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(y).all() and all(len(p["utterances"]) == 2 for p in t.last_params)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from roomtone.prepare.banks import NoiseBank
@@ -10,19 +12,26 @@ from roomtone.prepare.transforms.base import Transform, check_range, integers, u
 
 
 class AddBabble(Transform):
-    """Babble: ``n`` utterances (``min_speakers..max_speakers``) drawn from ``files`` (paths or
-    ``ManifestRow``s, or a :class:`NoiseBank`), each scaled to unit RMS, summed, and mixed at an SNR
+    """Babble: ``n`` utterances (``min_speakers..max_speakers``) drawn from ``files`` (a list of paths or
+    ``ManifestRow``s; a folder, CSV or prepared folder, of which the ``split`` rows are used; or a
+    :class:`NoiseBank`), each scaled to unit RMS, summed, and mixed at an SNR
     uniform in ``[min_snr_db, max_snr_db]``. Utterances are cropped at random offsets (looped when short).
 
     Params per example: ``utterances`` (names), ``offsets`` (samples), ``snr_db``.
     """
 
     def __init__(self, files, *, sr: int, min_speakers: int = 3, max_speakers: int = 6, min_snr_db: float = 0.0,
-                 max_snr_db: float = 20.0, p: float = 1.0, active: bool = False, seed: int = 0):
+                 max_snr_db: float = 20.0, p: float = 1.0, active: bool = False, split: str | None = "train",
+                 seed: int = 0):
         super().__init__(p=p, sr=sr, seed=seed)
         check_range("snr_db", min_snr_db, max_snr_db)
         check_range("speakers", min_speakers, max_speakers, low=1)
-        self.bank = files if isinstance(files, NoiseBank) else NoiseBank.from_files(list(files), sr=sr)
+        if isinstance(files, NoiseBank):
+            self.bank = files
+        elif isinstance(files, (str, os.PathLike)):
+            self.bank = NoiseBank.from_path(files, sr=sr, split=split)
+        else:
+            self.bank = NoiseBank.from_files(list(files), sr=sr)
         self.min_speakers, self.max_speakers = int(min_speakers), int(max_speakers)
         self.min_snr_db, self.max_snr_db = float(min_snr_db), float(max_snr_db)
         self.active = bool(active)
