@@ -66,6 +66,30 @@ def info(path: str | os.PathLike) -> AudioInfo:
     return AudioInfo(str(path), int(i.samplerate), int(i.channels), int(i.frames), i.format, i.subtype)
 
 
+def _check_wav_complete(path: Path) -> None:
+    """libsndfile silently returns the samples a truncated WAV still has; compare the header's data size
+    with the bytes present and raise AudioError when the file was cut short."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            length = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                present = size - pos - 8
+                if length not in (0, 0xFFFFFFFF) and length > present:
+                    raise AudioError(
+                        f"{path}: truncated file: the header declares {length} bytes of samples but only "
+                        f"{present} are present"
+                    )
+                return
+            pos += 8 + length + (length & 1)
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
@@ -107,7 +131,9 @@ def load(
         raise ParameterError(f"duration={duration!r} must be > 0 seconds or None")
     meta = info(path)
     if meta.frames <= 0:
-        raise AudioError(f"{path}: zero-length audio (no samples)")
+        raise AudioError(f"{path}: zero-length audio (no samples; empty recording or truncated file)")
+    if meta.format in ("WAV", "WAVEX"):
+        _check_wav_complete(Path(path))
     if channel is not None and not (-meta.channels <= channel < meta.channels):
         raise AudioError(
             f"{path}: channel={channel} does not exist; the file has {meta.channels} channel(s) "
