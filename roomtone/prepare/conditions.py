@@ -12,7 +12,8 @@ all       ``Compose([room, noise, mic])`` (reverberation first, noise in the roo
 ========  ==========================================================================
 
 ``split`` picks the bank split: ``train`` for training, ``test`` for evaluation (simulated rooms
-use a different seed per split, so test rooms are never train rooms). The simulated bank is small
+use a different seed per split, so test rooms are never train rooms); ``valid`` uses the train banks
+(noise and RIR collections are split train/test only). The simulated bank is small
 (8 rooms) and cached on disk, so it builds in a few seconds once and loads instantly afterwards.
 """
 
@@ -65,6 +66,7 @@ def make_condition(
         raise ParameterError(f"sr={sr!r} must be a positive integer (Hz)")
     if split not in ("train", "valid", "test"):
         raise ParameterError(f"split={split!r} must be 'train', 'valid' or 'test'")
+    split = "train" if split == "valid" else split
     lo, hi = (float(snr_db), float(snr_db)) if isinstance(snr_db, (int, float)) else map(float, snr_db)
     if name == "clean":
         return Compose([], p=p, seed=seed)
