@@ -51,13 +51,13 @@ PUBLISHED_FRONTEND_KEYS = {
 
 
 def panns_frontend() -> nn.Module:
-    """The PANNs log-mel front end: ``(batch, time)`` at 32 kHz -> ``(batch, 64, frames)`` in dB."""
-    from roomtone.features import log_mel
+    """The PANNs log-mel front end (``roomtone.features`` preset ``"panns"``): ``(batch, time)`` at 32 kHz ->
+    ``(batch, 64, frames)`` in dB, with the settings of this module's constants."""
+    from roomtone.features.presets import frontend
 
-    return log_mel(
-        sr=SR, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=N_FFT, n_mels=N_MELS, fmin=FMIN,
-        fmax=FMAX, top_db=None, htk=False, norm="slaney", center=True, pad_mode="reflect", ref=1.0, amin=1e-10,
-    )
+    layer = frontend("panns")
+    assert (layer.sr, layer.n_fft, layer.hop_length, layer.n_mels) == (SR, N_FFT, HOP_LENGTH, N_MELS)
+    return layer
 
 
 def _check_head(head: str, hidden: int) -> tuple[str, int]:
