@@ -56,3 +56,23 @@ def test_small_baseline_matrix():
     assert acc.shape == (2, 2) and ((acc >= 0) & (acc <= 1)).all()
     assert acc[0, 0] == 1.0  # clicks vs hums are trivially separable when clean
     assert res["model"] == "baseline" and set(res["drop"]) == {"clean", "noise"}
+
+
+@pytest.mark.slow
+def test_deep_matrix_through_fit_and_evaluate(tmp_path):
+    """Integration with roomtone.train: one optimizer step per condition, the matrix and runs on disk."""
+    from test_expect_cli import write_prepared
+
+    from roomtone.config import TrainConfig
+    from roomtone.expect.robustness import deep_matrix, with_condition
+
+    prep = write_prepared(tmp_path / "prep", n_per_class=6)
+    cfg = TrainConfig(model="vgg_tiny", epochs=1, max_steps=1, batch_size=8, clip_seconds=1.0)
+    assert with_condition(cfg, "all", "n", None).augment.condition == "all"
+    assert with_condition(cfg, "clean", None, None).augment.condition is None
+    with pytest.raises(ParameterError, match="'noise\\+room'"):
+        with_condition(cfg, "noise+room", None, None)
+    res = deep_matrix(cfg, data_dir=prep, out_dir=tmp_path / "runs", train_conditions=("clean", "noise"),
+                      test_conditions=("clean", "noise_0db"))
+    assert np.array(res["accuracy"]).shape == (2, 2)
+    assert (tmp_path / "runs" / "train_noise").is_dir() and (tmp_path / "runs" / "robustness.json").exists()

@@ -39,8 +39,8 @@ def register(app: typer.Typer) -> None:
     def run(
         prepared_dir: Path = typer.Argument(..., help="A prepared dir (manifest.csv [+ prepare.json])."),
         out: Path = typer.Option(..., "--out", help="Folder for report.html and results.json."),
-        model: str | None = typer.Option(None, "--model", help="Registered model whose front end and receptive "
-                                         "field to analyse (default: explicit front-end settings)."),
+        model: str | None = typer.Option(None, "--model", help="Registered model name or run dir whose front end "
+                                         "and receptive field to analyse (default: explicit front-end settings)."),
         sr: int | None = typer.Option(None, "--sr", help="Analysis sample rate (default: prepare.json or the files')."),
         n_fft: int | None = typer.Option(None, "--n-fft"),
         hop_length: int | None = typer.Option(None, "--hop-length"),
@@ -96,7 +96,8 @@ def register(app: typer.Typer) -> None:
         from roomtone.expect import robustness as rb
         from roomtone.expect.report import write_report
 
-        tr = _split_csv(train_conditions) or (*rb.TRAIN_CONDITIONS, "noise+room")
+        tr = _split_csv(train_conditions) or (rb.TRAIN_CONDITIONS if backend == "deep" else
+                                              (*rb.TRAIN_CONDITIONS, "noise+room"))
         te = _split_csv(test_conditions) or rb.TEST_CONDITIONS
         out.mkdir(parents=True, exist_ok=True)
         if backend == "baseline":

@@ -1,7 +1,7 @@
 """Robustness matrix: models trained under conditions x test sets corrupted under conditions.
 
 Training conditions (rows): ``clean``, ``noise``, ``room``, ``mic``, ``all``, or any ``+``-joined
-combination (``noise+room``: reverberate, then add noise), drawn from the ``train`` split of the
+combination (``noise+room``: reverberate, then add noise; the order of ``all``), drawn from the ``train`` split of the
 noise and room banks. Test conditions (columns): ``clean``, ``noise_0db`` .. ``noise_20db`` (unseen
 noises at a fixed SNR), ``room`` (unseen rooms), ``mic`` (phone microphone) and ``all``, drawn from
 the ``test`` split only. Every model sees the very same corrupted test set (one seed per column).
@@ -25,7 +25,7 @@ from roomtone.errors import ParameterError
 TRAIN_CONDITIONS = ("clean", "noise", "room", "mic", "all")
 TEST_CONDITIONS = ("clean", "noise_0db", "noise_5db", "noise_10db", "noise_20db", "room", "mic", "all")
 BASIC = ("clean", "noise", "room", "mic", "all")
-_ORDER = {"mic": 0, "room": 1, "noise": 2}  # a microphone records the room, then noise adds on top
+_ORDER = {"room": 0, "noise": 1, "mic": 2}  # as make_condition("all"): reverberate, add noise, then the microphone
 _SNR = re.compile(r"^noise_(-?\d+(?:\.\d+)?)db$")
 
 
@@ -33,7 +33,7 @@ def make_transform(name: str, *, sr: int, split: str, noise=None, rooms=None, se
                    snr_db: tuple[float, float] = (0.0, 20.0)):
     """The transform for a condition name (see module doc), or None for ``clean``.
 
-    ``noise_XXdb`` fixes the SNR at XX dB; ``a+b`` composes basic conditions (mic, then room, then noise).
+    ``noise_XXdb`` fixes the SNR at XX dB; ``a+b`` composes basic conditions (room, then noise, then mic).
     Built on ``roomtone.prepare.conditions.make_condition`` with ``split`` selecting the bank split.
     """
     from roomtone.prepare.conditions import make_condition
@@ -108,7 +108,7 @@ def baseline_matrix(train_waves, y_train, test_waves, y_test, *, sr: int, fronte
                     seed: int = 0, robust: str | None = None, progress: bool = False) -> dict:
     """Robustness matrix of the quick baseline (summary features + logistic regression).
 
-    A model for condition ``c`` is trained on ``copies`` corrupted copies of each training clip
+    A model for condition ``c`` is trained on the clean clips plus ``copies`` corrupted copies of each
     (the clean clips only for ``clean``). Waves are lists of ``(time,)`` float32 at ``sr``.
     """
     from roomtone.expect.baselines import feature_matrix, logmel_of, make_classifier
@@ -129,7 +129,7 @@ def baseline_matrix(train_waves, y_train, test_waves, y_test, *, sr: int, fronte
             x, y = x_clean, y_train
         else:
             xs = [feats(corrupt(train_waves, tf, seed=seed + 1000 * (i + 1) + k)) for k in range(copies)]
-            x, y = np.concatenate(xs), np.tile(y_train, copies)
+            x, y = np.concatenate([x_clean, *xs]), np.tile(y_train, copies + 1)
         clf = make_classifier(seed=seed).fit(x, y)
         for j, t in enumerate(test_conditions):
             acc[i, j] = float(np.mean(clf.predict(x_test[t]) == y_test))
@@ -153,7 +153,8 @@ def deep_matrix(config, *, data_dir: str | os.PathLike, out_dir: str | os.PathLi
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     set_condition = set_condition or with_condition
-    sr = int(getattr(config, "sr", None) or _prepared_sr(data_dir))
+    fe = getattr(config, "frontend", None)
+    sr = int(getattr(fe, "sr", None) or getattr(config, "sr", None) or _prepared_sr(data_dir))
     acc = np.zeros((len(train_conditions), len(test_conditions)))
     for i, c in enumerate(train_conditions):
         run_dir = out_dir / f"train_{c.replace('+', '_')}"
@@ -168,16 +169,22 @@ def deep_matrix(config, *, data_dir: str | os.PathLike, out_dir: str | os.PathLi
 
 
 def with_condition(config, name: str, noise, rooms):
-    """A copy of a train config set to augment under condition ``name`` (fields ``augment``, ``noise``, ``rooms``)."""
+    """A copy of a ``TrainConfig`` that augments under condition ``name`` (``config.augment``: condition,
+    noise, rooms; the rest of it, e.g. ``p`` and ``snr_db``, is kept).
+
+    Only the basic names of ``make_condition`` are accepted here: a ``+``-joined name is for the baseline backend.
+    """
     import dataclasses
 
-    changes = {}
-    for key, value in (("augment", name), ("condition", name), ("noise", noise), ("rooms", rooms)):
-        if dataclasses.is_dataclass(config) and key in {f.name for f in dataclasses.fields(config)}:
-            changes[key] = value
-    if dataclasses.is_dataclass(config):
-        return dataclasses.replace(config, **changes)
-    raise ParameterError(f"config of type {type(config).__name__} is not a dataclass; pass set_condition=")
+    if "+" in name:
+        raise ParameterError(f"condition {name!r}: the deep backend trains through config.augment.condition, "
+                             f"which takes one of {list(BASIC)}; use 'all' for noise+room+mic")
+    aug = getattr(config, "augment", None)
+    if aug is None or not dataclasses.is_dataclass(aug):
+        raise ParameterError(f"config of type {type(config).__name__} has no `augment` dataclass; pass set_condition=")
+    aug = dataclasses.replace(aug, condition=None if name == "clean" else name,
+                              noise=None if noise is None else str(noise), rooms=None if rooms is None else str(rooms))
+    return dataclasses.replace(config, augment=aug)
 
 
 def _prepared_sr(data_dir: Path) -> int:

@@ -80,7 +80,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
            progress: bool = False) -> dict:
     """Run the feasibility study on a prepared dir and write the HTML report into ``out_dir``.
 
-    Front end: ``model`` (a registered model name: its own ``model.frontend`` and receptive field) or
+    Front end: ``model`` (a registered model name or a run dir of ``roomtone train``: its own
+    ``model.frontend`` and receptive field) or
     the explicit settings (None = :func:`roomtone.expect.frontend.default_settings`). ``simulate``: a
     condition whose test-split corruption is played beside each example (None = skip). ``robustness``:
     a ``robustness.json`` (or its dict) from ``roomtone expect robustness`` to include.
@@ -97,7 +98,11 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
         raise ParameterError(f"examples_per_class={examples_per_class!r} must be >= 0")
     prepared = read_prepared(prepared_dir)
     mdl = None
-    if model:
+    if model and Path(model).is_dir():
+        from roomtone.train import load_run
+
+        mdl = load_run(model)[0]
+    elif model:
         from roomtone.models import create_model
 
         mdl = create_model(model, num_classes=len(prepared.labels)).eval()
