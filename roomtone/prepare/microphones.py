@@ -90,7 +90,8 @@ def apply_magnitude(x: torch.Tensor, magnitude_fn, *, sr: int) -> torch.Tensor:
     n = _fft_size(t + max(64, sr // 50))
     mag = torch.as_tensor(np.asarray(magnitude_fn(n)), dtype=torch.float32, device=x.device)
     shape = x.shape
-    spec = rfft(x.reshape(-1, t).float(), n) * mag
+    spec = rfft(x.reshape(-1, t).float(), n)
+    spec *= mag
     return irfft(spec, n)[..., :t].reshape(shape).to(x.dtype)
 
 
@@ -180,7 +181,7 @@ def codec_roundtrip(x: torch.Tensor, *, sr: int, codec: str = "mp3", quality: fl
 class MicPreset:
     """A microphone: response ``curve`` [(Hz, dB)], Butterworth band (``fmin``/``fmax`` Hz, ``order``),
     ``band_limit_hz`` (down/up-sampling), ``self_noise_dbfs`` (white noise floor), clipping
-    (``clip_mode``, ``clip_threshold``), ``bits`` (PCM depth), optional ``codec`` (+ ``codec_quality``)."""
+    (``clip_mode`` ``soft``/``hard``/``none``, ``clip_threshold``), ``bits`` (PCM depth), optional ``codec`` (+ ``codec_quality``)."""
 
     name: str
     curve: tuple = ()
@@ -283,7 +284,8 @@ def simulate_microphone(
         y = gain(y, db=gain_db)
     if noise is not None and p.self_noise_dbfs is not None:
         y = y + noise.to(y.device, y.dtype) * 10.0 ** (p.self_noise_dbfs / 20.0)
-    y = clip(y, threshold=p.clip_threshold, mode=p.clip_mode)
+    if p.clip_mode != "none":
+        y = clip(y, threshold=p.clip_threshold, mode=p.clip_mode)
     if p.bits is not None and p.bits < 32:
         y = quantize(y, bits=p.bits)
     name = codec if isinstance(codec, str) else (p.codec if codec else None)

@@ -82,7 +82,9 @@ def convolve_spectrum(x: torch.Tensor, spec: torch.Tensor, shift: torch.Tensor, 
     """Core of :func:`convolve_rir` with the RIR spectra ``(batch or 1, n // 2 + 1)`` already computed:
     FFT convolution of ``x`` ``(batch, time)``, cropped to ``time`` samples starting at ``shift``."""
     b, t = x.shape
-    full = irfft(rfft(x.float(), n) * spec, n)
+    spec_x = rfft(x.float(), n)
+    spec_x *= spec
+    full = irfft(spec_x, n)
     if shift.numel() == 1 or bool((shift == shift[0]).all()):
         s = int(shift[0])
         return full[:, s : s + t]
