@@ -89,3 +89,29 @@ def test_segment_rows_trim_and_windows(tmp_path):
     segment_rows([ManifestRow(path=str(tmp_path / "missing.wav"), label="x")], window=1.0,
                  on_error=lambda r, why: errors.append(why))
     assert len(errors) == 1 and "does not exist" in errors[0]
+
+
+def test_prepare_with_trim_and_windows_keeps_files_on_one_side(tmp_path):
+    from roomtone.prepare.dataset import AudioDataset
+    from roomtone.prepare.manifest import read_manifest
+    from roomtone.prepare.pipeline import prepare
+    from roomtone.prepare.splits import groups_overlap
+
+    sr = 8000
+    for k in range(8):
+        lab = "ab"[k % 2]
+        p = tmp_path / "data" / lab / f"rec {k}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(p), _burst(sr=sr, total=4.0, on=(0.5, 3.5), seed=k), sr)
+    out = prepare(tmp_path / "data", tmp_path / "prep", trim_db=30, window=1.0, hop=0.5, clip_seconds=1.0,
+                  valid=0.25, test=0.25, html=False)
+    rows = read_manifest(out)
+    assert all(r.start is not None and r.end - r.start == pytest.approx(1.0, abs=1e-5) for r in rows)
+    assert all(0.3 < r.start and r.end < 3.7 for r in rows)  # inside the trimmed span
+    per_file = {}
+    for r in rows:
+        per_file.setdefault(r.path, set()).add(r.split)
+    assert len(per_file) == 8 and all(len(s) == 1 for s in per_file.values())
+    assert groups_overlap(rows) == {}
+    x, _ = AudioDataset.from_dir(out, split="train")[0]
+    assert x.shape == (sr,)

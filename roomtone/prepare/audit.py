@@ -117,6 +117,19 @@ def audit_file(path: str | os.PathLike, *, silence_db: float = -60.0, clip_level
     return rec
 
 
+WARNING_KINDS = (("channels", "multi-channel"), ("digital silence", "digital silence"), ("mostly silent", "mostly silent"),
+                 ("clipping", "clipping"), ("DC offset", "DC offset"), ("sample rate", "sample rate"),
+                 ("header says", "truncated"))
+
+
+def warning_kind(message: str) -> str:
+    """A short category for a warning message (multi-channel, clipping, DC offset, ...)."""
+    for needle, kind in WARNING_KINDS:
+        if needle in message:
+            return kind
+    return "other"
+
+
 def _strip_path(msg: str, path) -> str:
     p = str(path)
     return msg[len(p) + 2:] if msg.startswith(p + ": ") else msg
@@ -189,7 +202,8 @@ def audit_rows(rows: list[ManifestRow], *, workers: int = 1, skipped: list[dict]
                            "kept": first["path"], "label_conflict": len(labels) > 1})
     ok = [f for f in files if f["ok"]]
     bad = [{"path": f["path"], "label": f["label"], "reason": f["reason"]} for f in files if not f["ok"]]
-    warns = [{"path": f["path"], "label": f["label"], "warning": w} for f in ok for w in f["warnings"]]
+    warns = [{"path": f["path"], "label": f["label"], "kind": warning_kind(w), "warning": w}
+             for f in ok for w in f["warnings"]]
     durations = np.array([f["duration"] for f in ok]) if ok else np.zeros(0)
     sr_counts = Counter(f["sr"] for f in ok)
     if len(sr_counts) > 1:
@@ -198,7 +212,7 @@ def audit_rows(rows: list[ManifestRow], *, workers: int = 1, skipped: list[dict]
             if f["sr"] != common:
                 w = f"sample rate {f['sr']} Hz differs from the most common {common} Hz (resampled on load)"
                 f["warnings"].append(w)
-                warns.append({"path": f["path"], "label": f["label"], "warning": w})
+                warns.append({"path": f["path"], "label": f["label"], "kind": "sample rate", "warning": w})
     label_files = Counter(f["label"] for f in ok)
     label_seconds: dict[str, float] = defaultdict(float)
     for f in ok:
@@ -209,6 +223,7 @@ def audit_rows(rows: list[ManifestRow], *, workers: int = 1, skipped: list[dict]
         "bad": len(bad),
         "skipped": len(skipped or []),
         "with_warnings": len({w["path"] for w in warns}),
+        "warning_kinds": dict(Counter(w["kind"] for w in warns).most_common()),
         "duplicate_groups": len(duplicates),
         "labels": {lab: {"files": label_files[lab], "seconds": round(label_seconds[lab], 3)}
                    for lab in sorted(label_files)},
@@ -289,14 +304,15 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
             bt.add_row(f"... {len(problems) - max_rows} more (audit.json)", "")
         console.print(bt)
     if report["warnings"]:
-        kinds = Counter(w["warning"].split(" (")[0].split(" ")[0] for w in report["warnings"])
-        wt = Table(title=f"warnings ({len(report['warnings'])}): kept")
+        kinds = Counter(w.get("kind", "other") for w in report["warnings"])
+        wt = Table(title=f"warnings ({len(report['warnings'])}: "
+                   + ", ".join(f"{k} x{n}" for k, n in kinds.most_common()) + "): files kept")
         wt.add_column("file", overflow="fold")
         wt.add_column("warning", overflow="fold")
         for w in report["warnings"][:max_rows]:
             wt.add_row(w["path"], w["warning"])
         if len(report["warnings"]) > max_rows:
-            wt.add_row(f"... {len(report['warnings']) - max_rows} more ({dict(kinds)})", "")
+            wt.add_row(f"... {len(report['warnings']) - max_rows} more (audit.json)", "")
         console.print(wt)
 
 

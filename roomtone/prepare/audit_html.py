@@ -85,8 +85,8 @@ def write_audit_html(report: dict, path: str | os.PathLike) -> Path:
         _table(["files", "ok", "bad", "skipped", "with warnings", "duplicate groups", "classes", "groups"],
                [[s["files"], s["ok"], s["bad"], s["skipped"], s["with_warnings"], s["duplicate_groups"],
                  len(s["labels"]), s["groups"]]]),
-        _table(["sample rates", "channels", "bit depths", "duration (s)"],
-               [[s["sample_rates"], s["channels"], s["bit_depths"], s["duration"]]]),
+        _table(["sample rates", "channels", "bit depths", "duration (s)", "warnings"],
+               [[s["sample_rates"], s["channels"], s["bit_depths"], s["duration"], s.get("warning_kinds", {})]]),
     ]
     for title, png in _plots(report):
         parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>")

@@ -15,7 +15,7 @@ given with ``columns={"path": "fname", "label": "target", ...}``:
 
 - path: ``path, file, filename, file_name, filepath, audio, wav``
 - label: ``label, class, category, target, class_name``
-- group: ``group, speaker, speaker_id, fold, session, source``
+- group: ``group, speaker, speaker_id, fold, session``
 - split: ``split, subset, set, partition``
 
 Relative paths in a CSV are resolved against the CSV's folder. Split values are normalised
@@ -37,7 +37,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".o
 COLUMN_ALIASES = {
     "path": ("path", "file", "filename", "file_name", "filepath", "file_path", "audio", "wav", "fname"),
     "label": ("label", "class", "category", "target", "class_name", "classname"),
-    "group": ("group", "speaker", "speaker_id", "fold", "session", "source"),
+    "group": ("group", "speaker", "speaker_id", "fold", "session"),
     "split": ("split", "subset", "set", "partition"),
     "start": ("start",),
     "end": ("end",),
