@@ -155,9 +155,15 @@ def test_fit_learns_tones_and_stops_early(tmp_path):
 
 
 def test_valid_carved_by_group_when_absent(tmp_path):
+    from roomtone.prepare.manifest import read_manifest, write_manifest
     from roomtone.train.data import load_splits
 
     data = make_tones(tmp_path / "data", per_class=(10, 0, 2))
-    splits, _ = load_splits(data, valid_fraction=0.2, seed=0)
+    splits, _ = load_splits(data, valid_fraction=0.2, seed=0)  # 3 groups: carved by file
+    assert splits["valid"] and splits["train"] and len(splits["valid"]) == 6
+    rows = read_manifest(data)
+    write_manifest(data, [r.__class__(path=r.path, label=r.label, group=f"g{i % 10}", split=r.split)
+                          for i, r in enumerate(rows)])
+    splits, _ = load_splits(data, valid_fraction=0.2, seed=0)  # 10 groups: carved by group
     assert splits["valid"] and splits["train"]
     assert not {r.group for r in splits["valid"]} & {r.group for r in splits["train"]}

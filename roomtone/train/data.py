@@ -9,6 +9,7 @@ import os
 import torch
 
 from roomtone.errors import DataError
+from roomtone.prepare.dataset import AudioDataset
 from roomtone.prepare.manifest import ManifestRow
 
 
@@ -17,7 +18,8 @@ def load_splits(data_dir: str | os.PathLike, *, valid_fraction: float = 0.1, see
     """``({"train": rows, "valid": rows, "test": rows}, prepare_json)`` of a prepared folder.
 
     Rows with an empty split count as train. Without valid rows, ``valid_fraction`` of the train rows is
-    carved out by group (``roomtone.prepare.splits.assign_splits``; by file when there are fewer than 5 groups).
+    carved out (``roomtone.prepare.splits.assign_splits``, stratified by label): by group when the train rows
+    have at least 8 groups, else by file (holding out one of a few speakers would starve training).
     """
     from roomtone.prepare.dataset import load_prepared
 
@@ -38,7 +40,7 @@ def load_splits(data_dir: str | os.PathLike, *, valid_fraction: float = 0.1, see
 
 def carve_valid(rows: list[ManifestRow], *, fraction: float, seed: int = 0
                 ) -> tuple[list[ManifestRow], list[ManifestRow]]:
-    """Split train rows into (train, valid), by group when there are >= 5 groups, else by file."""
+    """Split train rows into (train, valid), by group when there are >= 8 groups, else by file."""
     import warnings
 
     from roomtone.prepare.splits import assign_splits
@@ -47,7 +49,7 @@ def carve_valid(rows: list[ManifestRow], *, fraction: float, seed: int = 0
     cleared = [r.with_split("") for r in rows]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = assign_splits(cleared, valid=fraction, test=0.0, seed=seed, group_split=len(groups) >= 5)
+        out = assign_splits(cleared, valid=fraction, test=0.0, seed=seed, group_split=len(groups) >= 8)
     train = [r for r in out if r.split == "train"]
     valid = [r for r in out if r.split == "valid"]
     if not train or not valid:
@@ -56,24 +58,22 @@ def carve_valid(rows: list[ManifestRow], *, fraction: float, seed: int = 0
     return train, valid
 
 
-def make_dataset(rows, *, labels, sr, clip_seconds, transform=None, seed=0, cache=False):
+class CachedAudioDataset(AudioDataset):
+    """AudioDataset that keeps each decoded, cropped clip in memory after its first load (per process)."""
+
+    def load(self, index: int) -> torch.Tensor:
+        store = self.__dict__.setdefault("_store", {})
+        hit = store.get(index)
+        if hit is None:
+            hit = store[index] = super().load(index)
+        return hit.clone()
+
+
+def make_dataset(rows, *, labels, sr, clip_seconds, transform=None, seed=0, cache=False) -> AudioDataset:
     """``roomtone.prepare.dataset.AudioDataset`` over ``rows``; with ``cache`` the decoded, cropped clips
     are kept in memory (the transform still runs on every access, with its per-item generator)."""
-    from roomtone.prepare.dataset import AudioDataset
-
-    if not cache:
-        return AudioDataset(rows, labels=labels, sr=sr, clip_seconds=clip_seconds, transform=transform, seed=seed)
-
-    class _Cached(AudioDataset):
-        def load(self, index: int) -> torch.Tensor:
-            hit = self._store.get(index)
-            if hit is None:
-                hit = self._store[index] = super().load(index)
-            return hit.clone()
-
-    ds = _Cached(rows, labels=labels, sr=sr, clip_seconds=clip_seconds, transform=transform, seed=seed)
-    ds._store = {}
-    return ds
+    cls = CachedAudioDataset if cache else AudioDataset
+    return cls(rows, labels=labels, sr=sr, clip_seconds=clip_seconds, transform=transform, seed=seed)
 
 
 def epoch_indices(n: int, *, epoch: int, seed: int, rank: int = 0, world_size: int = 1,

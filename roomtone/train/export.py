@@ -5,7 +5,9 @@ check inputs of several lengths and compared with the torch model before success
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +96,14 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if format == "onnx":
-            _export_onnx(wrapper, example, tmp, opset=opset)
+            _export_onnx(wrapper, example, tmp, opset=opset, min_samples=min_samples)
             run = _ort_runner(tmp)
         else:
             scripted = _export_torchscript(wrapper, example, inputs, atol)
             scripted.save(str(tmp))
-            loaded = torch.jit.load(str(tmp))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                loaded = torch.jit.load(str(tmp))
 
             def run(x):
                 with torch.no_grad():
@@ -119,17 +123,19 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
     return report
 
 
-def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset: int) -> None:
-    import warnings
-
+def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset: int, min_samples: int) -> None:
     try:
         import onnx  # noqa: F401
     except ImportError as exc:
         raise ExportError("ONNX export needs onnx and onnxruntime: pip install 'roomtone[export]'") from exc
+    quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            batch, time = torch.export.Dim("batch", min=1), torch.export.Dim("time", min=int(example.shape[1] // 8))
+            batch, time = torch.export.Dim("batch", min=1), torch.export.Dim("time", min=max(2, min_samples))
             prog = torch.onnx.export(wrapper, (example,), dynamo=True, input_names=["waveform"],
                                      output_names=["scores"], dynamic_shapes={"waveform": {0: batch, 1: time}},
                                      opset_version=opset, verbose=False)
@@ -138,6 +144,9 @@ def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset
             torch.onnx.export(wrapper, (example,), str(path), dynamo=False, input_names=["waveform"],
                               output_names=["scores"], opset_version=max(17, min(opset, 18)),
                               dynamic_axes={"waveform": {0: "batch", 1: "time"}, "scores": {0: "batch"}})
+        finally:
+            for lg, lv in zip(quiet, levels, strict=True):
+                lg.setLevel(lv)
 
 
 def _ort_runner(path: Path):
@@ -155,8 +164,6 @@ def _ort_runner(path: Path):
 
 
 def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, inputs, atol: float):
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
