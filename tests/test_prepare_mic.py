@@ -140,3 +140,21 @@ def test_codec_through_transform_recorded_or_skipped(monkeypatch):
     assert torch.isfinite(y).all()
     with pytest.raises(ParameterError, match="codec='aac'"):
         SimulateMicrophone("phone", sr=SR, codec="aac")
+
+
+def test_band_limit_matches_a_real_resampling_roundtrip():
+    from roomtone.prepare.microphones import band_limit_magnitude, resample_roundtrip
+
+    for f, kept in ((1000, True), (5000, False)):
+        x = _tone(f) * 0.5
+        soxr_y = resample_roundtrip(x, sr=SR, target_sr=8000)
+        assert soxr_y.shape == x.shape
+        fft_db = _gain_db(f, lambda n: band_limit_magnitude(sr=SR, n_fft=n, cutoff_hz=4000.0))
+        core = slice(2000, SR - 2000)
+        soxr_db = 20 * np.log10(float(soxr_y[core].pow(2).mean().sqrt()) / float(x[core].pow(2).mean().sqrt()))
+        if kept:
+            assert abs(fft_db) < 0.1 and abs(soxr_db) < 0.1
+        else:
+            assert fft_db < -60 and soxr_db < -60
+    with pytest.raises(ParameterError, match="target_sr"):
+        resample_roundtrip(torch.zeros(100), sr=SR, target_sr=32000)

@@ -80,6 +80,25 @@ def band_limit_magnitude(*, sr: int, n_fft: int, cutoff_hz: float, width: float 
     return 0.5 * (1 + np.cos(np.pi * x))
 
 
+def resample_roundtrip(x: torch.Tensor, *, sr: int, target_sr: int) -> torch.Tensor:
+    """Down-sample ``x`` ``(..., time)`` to ``target_sr`` and back to ``sr`` with soxr (CPU): the real
+    band limitation of a low-rate device or link. Same shape, device and dtype as ``x``.
+
+    :func:`band_limit_magnitude` is the batched, in-graph equivalent used by the presets.
+    """
+    from roomtone.audio import resample_array
+
+    if not isinstance(target_sr, int) or not 0 < target_sr <= sr:
+        raise ParameterError(f"target_sr={target_sr!r} must be an integer in 1..sr={sr}")
+    shape, t = x.shape, x.shape[-1]
+    arr = x.detach().reshape(-1, t).cpu().float().numpy()
+    down = resample_array(arr, orig_sr=sr, target_sr=target_sr)
+    up = resample_array(down, orig_sr=target_sr, target_sr=sr)[:, :t]
+    if up.shape[1] < t:
+        up = np.pad(up, ((0, 0), (0, t - up.shape[1])))
+    return torch.from_numpy(np.ascontiguousarray(up)).reshape(shape).to(device=x.device, dtype=x.dtype)
+
+
 def apply_magnitude(x: torch.Tensor, magnitude_fn, *, sr: int) -> torch.Tensor:
     """Filter ``x`` ``(..., time)`` by a zero-phase magnitude response.
 
