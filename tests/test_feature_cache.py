@@ -193,3 +193,7 @@ def test_cli_cache(rows, tmp_path):
     assert idx["config"]["clip_seconds"] == 0.3 and {tuple(e[2]) for e in idx["entries"].values()} == {(24, 10)}
     rep = cache_prepared(tmp_path / "prep", n_mels=24)
     assert rep["reused"] == 4
+    ds = FeatureDataset.from_dir(tmp_path / "prep")
+    assert len(ds) == 4 and ds[0][0].shape == (24, 10)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_padded)
+    assert torch.equal(torch.cat([b[0] for b in loader]), torch.stack([ds[i][0] for i in range(4)]))

@@ -152,6 +152,22 @@ class FeatureDataset(Dataset):
         self.config = index.get("config", {})
         self._mmaps: dict = {}  # opened lazily, so each DataLoader worker maps the shards itself
 
+    @classmethod
+    def from_dir(cls, prepared_dir: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+                 split: str | None = "train") -> FeatureDataset:
+        """The ``split`` rows of a prepared folder, read from ``cache_dir`` (default: the only cache
+        under ``PREPARED_DIR/features``; with several, pass the one ``roomtone features cache`` printed)."""
+        rows, meta = load_prepared(prepared_dir)
+        if cache_dir is None:
+            found = sorted(p.parent for p in (Path(prepared_dir) / "features").glob("*/index.json"))
+            if len(found) != 1:
+                raise DataError(f"{prepared_dir}: {len(found)} feature caches found "
+                                f"({[p.name for p in found]}); pass cache_dir=")
+            cache_dir = found[0]
+        if split is not None:
+            rows = [r for r in rows if r.split == split]
+        return cls(rows, labels=meta["labels"], cache_dir=cache_dir)
+
     def __len__(self) -> int:
         return len(self.rows)
 
