@@ -205,3 +205,21 @@ def test_babble_from_a_prepared_manifest(tmp_path, fsdd_dir):
     assert len(t.bank) == 4 and all(int(n) == 1600 for n in t.bank.lengths)  # segments honoured
     y = t(torch.randn(2, 4000) * 0.1, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(y).all() and all(len(p["utterances"]) == 2 for p in t.last_params)
+
+
+def test_torch_fft_path_matches_the_cpu_fast_path(transforms, audio, monkeypatch):
+    """GPU batches take torch.fft; CPU float32 takes scipy.fft. Both must give the same numbers."""
+    import roomtone.prepare.microphones as mic
+    import roomtone.prepare.roombank as roombank
+    import roomtone.prepare.rooms as rooms
+
+    t = transforms["chain"]
+    a = t(audio, generator=torch.Generator().manual_seed(5))
+    params = t.last_params
+    for mod in (rooms, mic, roombank):
+        monkeypatch.setattr(mod, "rfft", lambda x, n: torch.fft.rfft(x, n=n))
+        if hasattr(mod, "irfft"):
+            monkeypatch.setattr(mod, "irfft", lambda s, n: torch.fft.irfft(s, n=n))
+    t.transforms[0].bank._spec.clear()
+    b = t.replay(audio, params)
+    assert torch.allclose(a, b, atol=2.0**-7 + 1e-6) and float((a - b).abs().mean()) < 1e-5
