@@ -106,9 +106,14 @@ def build_layer(config: dict):
 
 
 def config_hash(config: dict, layer=None) -> str:
-    """SHA-256 hex of the config JSON and the layer's buffers (filterbank, window, DFT kernel)."""
+    """SHA-256 hex of the config JSON, the layer's resolved settings and repr, and its buffers
+    (filterbank, window, DFT kernel)."""
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     layer = layer if layer is not None else build_layer(config)
+    # resolved settings (e.g. hop_length=None -> n_fft // 4), so a changed default is a changed config
+    resolved = {a: getattr(layer, a, None) for a in ("sr", "n_fft", "hop_length", "win_length", "n_mels", "fmin",
+                                                       "fmax", "top_db", "center", "n_mfcc")}
+    h.update(json.dumps(resolved, sort_keys=True, default=str).encode() + repr(layer).encode())
     for name, buf in sorted(list(layer.named_buffers()) + list(layer.named_parameters())):
         h.update(name.encode())
         h.update(buf.detach().cpu().contiguous().numpy().tobytes())
