@@ -20,7 +20,7 @@ from torch import nn
 from roomtone.errors import ParameterError
 from roomtone.features import functional as Fn
 from roomtone.features.filters import check_positive_int
-from roomtone.features.resample import resample, sinc_kernel
+from roomtone.features.resample import sinc_kernel
 
 C1_HZ = 32.70319566257483
 _HANN_BANDWIDTH = 1.50018310546875  # equivalent noise bandwidth of the Hann window, in bins
@@ -122,8 +122,19 @@ class CQT(nn.Module):
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return torch.div(lengths, self.hop_length, rounding_mode="floor") + 1
 
-    def _decimate(self, x: torch.Tensor) -> torch.Tensor:
-        return resample(x, kernel=self.dec_kernel, orig=2, new=1, left=self.dec_left)
+    def _decimate(self, y: torch.Tensor) -> torch.Tensor:
+        """Low-pass (Kaiser-windowed sinc) and keep every second sample; ``(N, T) -> (N, ceil(T / 2))``.
+
+        The FIR filter is applied as an exact linear convolution through the FFT (a strided conv1d with a
+        single input channel is an order of magnitude slower on CPU)."""
+        import scipy.fft
+
+        h = self.dec_kernel[0].to(y.dtype)
+        width, t = h.shape[-1], y.shape[-1]
+        n = scipy.fft.next_fast_len(t + width - 1, real=True)
+        full = torch.fft.irfft(torch.fft.rfft(y, n=n) * torch.fft.rfft(h.flip(-1), n=n), n=n)
+        start = width - 1 - self.dec_left
+        return full[:, start: start + t: 2]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         lengths = Fn.check_lengths(lengths, x, axis_size=x.shape[-1], what="samples")
@@ -140,12 +151,14 @@ class CQT(nn.Module):
                 for _ in range(decimate):
                     y = self._decimate(y)
                 kern = getattr(self, f"kernel_{i}").to(y.dtype)
-                half = kern.shape[-1] // 2
-                need = (n_frames - 1) * hop + 1 + 2 * half
-                padded = F.pad(y[:, None, :], (half, max(0, need - y.shape[-1] - half)))
-                resp = F.conv1d(padded, kern[:, None, :], stride=hop)[..., :n_frames]
+                width = kern.shape[-1]
+                need = (n_frames - 1) * hop + width
+                padded = F.pad(y, (width // 2, max(0, need - y.shape[-1] - width // 2)))
+                frames = padded.unfold(-1, width, hop)[:, :n_frames]  # (N, frames, width), a view
+                resp = torch.matmul(frames, kern.T).transpose(1, 2)  # (N, 2 * bins, frames)
                 nb = kern.shape[0] // 2
-                power = resp[:, :nb].square() + resp[:, nb:].square()
+                power = torch.square(resp[:, :nb])
+                power = power.addcmul(resp[:, nb:], resp[:, nb:])
                 out[i] = power.clamp(min=torch.finfo(power.dtype).tiny).sqrt()
             spec = torch.cat(out[::-1], dim=1).reshape(*shape[:-1], self.n_bins, n_frames)
         if lengths is None:

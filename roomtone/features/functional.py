@@ -147,7 +147,7 @@ def stft_power(
             if power is None:
                 spec = torch.complex(re, im)
             else:
-                spec = re * re + im * im
+                spec = torch.square(re).addcmul_(im, im)
                 if power != 2.0:
                     spec = spec.pow(power / 2.0)
         elif impl == "fft":
@@ -158,9 +158,13 @@ def stft_power(
             if power is None:
                 spec = z
             else:
-                spec = z.real.square() + z.imag.square()
+                # torch.stft's memory is (N, frames, bins): square in that layout (one fused pass) and
+                # hand back a (N, bins, frames) view; the mel matmul then runs as one large GEMM
+                zt = z.transpose(-1, -2)
+                spec = torch.square(zt.real).addcmul_(zt.imag, zt.imag)
                 if power != 2.0:
                     spec = spec.pow(power / 2.0)
+                spec = spec.transpose(-1, -2)
         else:
             raise ParameterError(f"stft_impl={impl!r} must be one of {STFT_IMPLS}")
         return spec.reshape(*shape[:-1], spec.shape[-2], spec.shape[-1])

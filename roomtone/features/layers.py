@@ -133,7 +133,8 @@ class MelSpectrogram(nn.Module):
         out = self.spectrogram(x, lengths)
         spec, n_frames = out if lengths is not None else (out, None)
         with Fn.float32_context(spec):
-            mel = torch.matmul(self.fb.to(spec.dtype), spec)
+            # (..., frames, bins) @ (bins, n_mels): one GEMM over all frames, then back to (..., n_mels, frames)
+            mel = torch.matmul(spec.transpose(-1, -2), self.fb.to(spec.dtype).T).transpose(-1, -2).contiguous()
         return mel if n_frames is None else (mel, n_frames)
 
     def extra_repr(self) -> str:
