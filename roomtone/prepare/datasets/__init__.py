@@ -1,16 +1,10 @@
-"""Ready-made datasets: ``synthetic_events`` (embedded default, generated in code) and ``fsdd`` (download)."""
+"""Ready-made datasets: ``synthetic_events`` (embedded default, generated in code) and ``fsdd`` (download).
 
+The functions are imported eagerly so that ``roomtone.prepare.datasets.fsdd`` names the function, not
+the submodule of the same name (importing a submodule binds its name on the package).
+"""
 
-def __getattr__(name):  # lazy, so each dataset module is imported only when used
-    if name == "synthetic_events":
-        from roomtone.prepare.datasets.synthetic import synthetic_events
-
-        return synthetic_events
-    if name == "fsdd":
-        from roomtone.prepare.datasets.fsdd import fsdd
-
-        return fsdd
-    raise AttributeError(name)
-
+from roomtone.prepare.datasets.fsdd import fsdd
+from roomtone.prepare.datasets.synthetic import synthetic_events
 
 __all__ = ["fsdd", "synthetic_events"]

@@ -21,10 +21,8 @@ import hashlib
 import os
 import re
 import shutil
-import sys
 import tarfile
 import tempfile
-import types
 from pathlib import Path
 
 from roomtone.errors import DataError, DownloadError
@@ -158,14 +156,3 @@ def fsdd(root: str | os.PathLike | None = None, *, download: bool = True, cache_
     out = cache / ("fsdd-manifest-official" if official_split else "fsdd-manifest")
     write_manifest(out / "manifest.csv", fsdd_rows(rec, official_split=official_split))
     return out
-
-
-class _CallableModule(types.ModuleType):
-    """Once this module is imported, ``roomtone.prepare.datasets.fsdd`` names the module (Python sets the
-    package attribute); making the module callable keeps ``roomtone.prepare.datasets.fsdd(...)`` working."""
-
-    def __call__(self, *args, **kwargs):
-        return fsdd(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
