@@ -171,10 +171,11 @@ def stft_power(
 
 
 def resolve_impl(impl: str) -> str:
-    """``"auto"`` is ``"fft"`` in eager PyTorch and ``"conv"`` while exporting (ONNX, torch.export, tracing)."""
+    """``"auto"`` is ``"fft"`` in eager PyTorch (and torch.compile) and ``"conv"`` while exporting to ONNX
+    (either exporter) or tracing with ``torch.jit.trace``."""
     if impl != "auto":
         return impl
-    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
     return "conv" if exporting else "fft"
 
 
