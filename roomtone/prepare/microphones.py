@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import ParameterError
-from roomtone.prepare.rooms import _fft_size, irfft, rfft
+from roomtone.prepare.rooms import _fft_size, irfft, mul_, rfft
 
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS")}
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -109,8 +109,7 @@ def apply_magnitude(x: torch.Tensor, magnitude_fn, *, sr: int) -> torch.Tensor:
     n = _fft_size(t + max(64, sr // 50))
     mag = torch.as_tensor(np.asarray(magnitude_fn(n)), dtype=torch.float32, device=x.device)
     shape = x.shape
-    spec = rfft(x.reshape(-1, t).float(), n)
-    spec *= mag
+    spec = mul_(rfft(x.reshape(-1, t).float(), n), mag)
     return irfft(spec, n)[..., :t].reshape(shape).to(x.dtype)
 
 

@@ -70,6 +70,16 @@ def irfft(spec: torch.Tensor, n: int) -> torch.Tensor:
     return torch.fft.irfft(spec, n=n)
 
 
+def mul_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a *= b`` (broadcasting ``b``), through NumPy for CPU tensors (its complex multiply is faster here)."""
+    if a.device.type == "cpu" and b.device.type == "cpu" and not (a.requires_grad or b.requires_grad):
+        import numpy as np
+
+        np.multiply(a.numpy(), b.numpy(), out=a.numpy())
+        return a
+    return a.mul_(b)
+
+
 def normalize_rir(h: torch.Tensor, shift: torch.Tensor, normalize: str) -> torch.Tensor:
     """Scale RIRs ``(batch, L)``: ``energy`` (unit L2 norm), ``direct`` (peak at ``shift`` = 1) or ``none``."""
     if normalize == "energy":
@@ -86,8 +96,7 @@ def convolve_spectrum(x: torch.Tensor, spec: torch.Tensor, shift: torch.Tensor, 
     """Core of :func:`convolve_rir` with the RIR spectra ``(batch or 1, n // 2 + 1)`` already computed:
     FFT convolution of ``x`` ``(batch, time)``, cropped to ``time`` samples starting at ``shift``."""
     b, t = x.shape
-    spec_x = rfft(x.float(), n)
-    spec_x *= spec
+    spec_x = mul_(rfft(x.float(), n), spec)
     full = irfft(spec_x, n)
     if shift.numel() == 1 or bool((shift == shift[0]).all()):
         s = int(shift[0])
