@@ -118,3 +118,18 @@ def test_fetch_aisfx_from_pypi_and_load(tmp_path):
     assert len(state) == 4 * 12 and torch.equal(model.backbone.conv_block1.conv1.weight, state["conv_block1.conv1.weight"])
     listed = {d["name"]: d for d in P.list_pretrained(cache_dir=tmp_path)}
     assert listed["aisfx"]["cached"] and not listed["panns-cnn14"]["cached"]
+
+
+def test_cli_list_and_offline_fetch(tmp_path, monkeypatch, capsys):
+    from roomtone.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["pretrained", "list", "--cache-dir", str(tmp_path)])
+    assert done.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "panns-cnn14" in out and "CC BY 4.0" in out
+    monkeypatch.setattr(P, "_urlopen", _offline)
+    with pytest.raises(SystemExit) as done:
+        main(["pretrained", "fetch", "panns-cnn10", "--cache-dir", str(tmp_path)])
+    assert done.value.code == 2
+    assert "DownloadError" in capsys.readouterr().err
