@@ -104,7 +104,7 @@ class RoomBank:
             self._spec = {}
         key = (n, str(torch.device(device)), normalize)
         if key not in self._spec:
-            if len(self._spec) >= 16:
+            if sum(v.numel() * 8 for v in self._spec.values()) > 256 * 2**20:  # variable lengths: bound the cache
                 self._spec.clear()
             data, peaks = self.on(device)
             self._spec[key] = rfft(normalize_rir(data, peaks, normalize), n)
