@@ -260,3 +260,16 @@ def test_log1p_and_log_compression():
     torch.testing.assert_close(PowerToDB(compression="log", amin=1e-6)(spec), torch.log(spec.clamp(min=1e-6)))
     with pytest.raises(ParameterError, match="compression"):
         PowerToDB(compression="log1p", top_db=80)
+
+
+@pytest.mark.parametrize("top_db", [None, 60.0])
+@pytest.mark.parametrize("ref", [1.0, "max"])
+def test_power_to_db_lengths_ignore_padding(top_db, ref):
+    rng = np.random.default_rng(5)
+    a = torch.from_numpy(rng.random((16, 30)) + 1e-3)
+    padded = torch.cat([a, torch.full((16, 10), 1e6, dtype=torch.float64)], dim=-1)[None]  # loud padding
+    layer = PowerToDB(ref=ref, top_db=top_db).double()
+    out, n = layer(padded, torch.tensor([30]))
+    torch.testing.assert_close(out[0, :, :30], layer(a), atol=1e-9, rtol=0)
+    tail = out[0, :, 30:]
+    assert torch.all(tail == tail.min()) and float(tail.min()) <= float(out[0, :, :30].min()) + 1e-9

@@ -208,25 +208,22 @@ def power_to_db(
     with float32_context(spec):
         spec = as_float(spec)
         mask = None if frame_lengths is None else valid_mask(frame_lengths, spec.shape[-1], spec.dim())
-        log_spec = multiplier * torch.log10(torch.clamp(spec, min=amin))
         if ref == "max":
             valid = spec if mask is None else spec.masked_fill(~mask, 0.0)
-            peak = valid.amax(dim=(-2, -1), keepdim=True)
-            log_spec = log_spec - multiplier * torch.log10(torch.clamp(peak, min=amin))
+            ref_db = multiplier * torch.log10(torch.clamp(valid.amax(dim=(-2, -1), keepdim=True), min=amin))
         else:
-            log_spec = log_spec - multiplier * float(np.log10(max(amin, float(ref))))
+            ref_db = multiplier * float(np.log10(max(amin, float(ref))))
+        log_spec = multiplier * torch.log10(torch.clamp(spec, min=amin))
+        if torch.is_tensor(ref_db) or ref_db != 0.0:
+            log_spec = log_spec - ref_db
         if top_db is not None:
             valid = log_spec if mask is None else log_spec.masked_fill(~mask, float("-inf"))
             floor = valid.amax(dim=(-2, -1), keepdim=True) - top_db
             log_spec = torch.maximum(log_spec, floor)
         else:
-            floor = log_spec.new_full((), multiplier * float(np.log10(amin)))
-            if ref == "max":
-                floor = floor - multiplier * torch.log10(torch.clamp(peak, min=amin))
-            elif ref != 1.0:
-                floor = floor - multiplier * float(np.log10(max(amin, float(ref))))
+            floor = multiplier * float(np.log10(amin)) - ref_db
         if mask is not None:
-            log_spec = torch.where(mask, log_spec, floor.expand_as(log_spec) if floor.dim() else floor)
+            log_spec = torch.where(mask, log_spec, floor)
         return log_spec
 
 
