@@ -128,3 +128,19 @@ def test_csv_input_with_equal_file_names(tmp_path, fsdd_dir):
     render(csv, out, mic="phone", progress=False)
     rows = read_manifest(out)
     assert len(rows) == 2 and len({r.path for r in rows}) == 2
+
+
+def test_auto_split_uses_test_banks_for_test_rows(tmp_path, fsdd_dir, noise_dir):
+    from roomtone.prepare.banks import list_bank_files
+    from roomtone.prepare.manifest import ManifestRow, write_manifest
+
+    files = sorted(fsdd_dir.glob("4_lucas_*.wav"))[:4]
+    src = tmp_path / "prepared"
+    write_manifest(src, [ManifestRow(str(f), "4", "lucas", "test" if i % 2 else "train") for i, f in enumerate(files)])
+    render(src, tmp_path / "out", noise=noise_dir, copies=1, progress=False)
+    test_noises = {f.name for f in list_bank_files(noise_dir, split="test")}
+    for r in read_manifest(tmp_path / "out"):
+        assert (r.extra["noise"] in test_noises) == (r.split == "test")
+    with pytest.raises(ParameterError, match="split='valid'"):
+        render(src, tmp_path / "out2", noise=noise_dir, split="valid", progress=False)
+    assert not (tmp_path / "out2").exists()

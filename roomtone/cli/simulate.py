@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
         copies: int = typer.Option(1, help="Augmented copies per example."),
         seed: int = typer.Option(0, help="Seed: each output depends only on (seed, file, copy)."),
         sr: int = typer.Option(None, help="Sample rate of the outputs in Hz (default: each file's own)."),
-        split: str = typer.Option("train", help="Bank split to draw noises/rooms from (train or test)."),
+        split: str = typer.Option("auto", help="Bank split for noises/rooms: auto (test rows get the test banks, "
+                                  "others the train banks), train or test."),
         subtype: str = typer.Option("PCM_16", help="Output wav subtype (PCM_16, PCM_24, FLOAT)."),
         overwrite: bool = typer.Option(False, help="Replace a previous run in OUT_DIR."),
     ) -> None:

@@ -109,7 +109,7 @@ def render(
     copies: int = 1,
     seed: int = 0,
     sr: int | None = None,
-    split: str = "train",
+    split: str = "auto",
     subtype: str = "PCM_16",
     overwrite: bool = False,
     console=None,
@@ -122,6 +122,10 @@ def render(
     ``params`` (JSON of every drawn parameter) and readable columns (``snr_db``, ``noise``, ``room``,
     ``rt60_s``, ``mic``...). Copies keep their source's ``group`` (the source's path when it has none),
     so a grouped split never puts a copy and its source on different sides.
+
+    ``split`` picks the noise/room bank split: ``"auto"`` (default) uses the ``test`` banks for rows whose
+    split is ``test`` and the ``train`` banks for every other row, so test examples are never corrupted
+    with training noises or rooms; ``"train"``/``"test"`` force one bank split for all rows.
 
     Returns:
         The manifest path.
@@ -140,6 +144,8 @@ def render(
     in_folder = data if data.is_dir() else data.parent
     if _inside(out, in_folder):
         raise DataError(f"refusing to write into the input folder: {out} is inside {in_folder}; choose another OUT_DIR")
+    if split not in ("auto", "train", "test"):
+        raise ParameterError(f"split={split!r} must be 'auto', 'train' or 'test'")
     if not isinstance(copies, int) or copies < 1:
         raise ParameterError(f"copies={copies!r} must be a positive integer")
     snr_db = parse_range(snr_db)
@@ -179,17 +185,18 @@ def render(
             except (json.JSONDecodeError, KeyError):
                 continue  # a line cut by an interruption
     skipped = [(str(b.get("path", b)), str(b.get("reason", ""))) for b in bad_rows]
-    chains: dict[int, object] = {}
+    chains: dict[tuple[int, str], object] = {}
     # outputs mirror the sources' paths relative to their common folder, so equal file names never collide
     base = data if data.is_dir() else data.parent
     if rows and not all(_inside(Path(r.path), base) for r in rows):
         base = Path(os.path.commonpath([str(Path(r.path).resolve().parent) for r in rows]))
 
-    def chain_for(rate: int):
-        if rate not in chains:
-            chains[rate] = build_chain(sr=rate, noise=noise, snr_db=snr_db, rooms=rooms, mic=mic, split=split,
-                                       seed=seed)
-        return chains[rate]
+    def chain_for(rate: int, row_split: str):
+        bank_split = split if split != "auto" else ("test" if row_split == "test" else "train")
+        if (rate, bank_split) not in chains:
+            chains[rate, bank_split] = build_chain(sr=rate, noise=noise, snr_db=snr_db, rooms=rooms, mic=mic,
+                                                   split=bank_split, seed=seed)
+        return chains[rate, bank_split]
 
     bar = task = None
     if progress:
@@ -222,7 +229,7 @@ def render(
                     if bar:
                         bar.advance(task, copies)
                     continue
-                chain = chain_for(rate)
+                chain = chain_for(rate, row.split)
                 for k, key in enumerate(keys):
                     if key in done:
                         if bar:
