@@ -92,6 +92,7 @@ def test_refusals(small_input, tmp_path):
         render(small_input, foreign, **kw)
     with pytest.raises(ParameterError, match="nothing to simulate"):
         render(small_input, tmp_path / "none", progress=False)
+    assert not (tmp_path / "none").exists()
     with pytest.raises(DataError, match="does not exist"):
         render(tmp_path / "missing", tmp_path / "x", **kw)
     with pytest.raises(ParameterError, match="reversed"):

@@ -146,6 +146,8 @@ def render(
         raise DataError(f"refusing to write into the input folder: {out} is inside {in_folder}; choose another OUT_DIR")
     if split not in ("auto", "train", "test"):
         raise ParameterError(f"split={split!r} must be 'auto', 'train' or 'test'")
+    if noise is None and rooms is None and mic is None:
+        raise ParameterError("nothing to simulate: give at least one of noise, rooms, mic")
     if not isinstance(copies, int) or copies < 1:
         raise ParameterError(f"copies={copies!r} must be a positive integer")
     snr_db = parse_range(snr_db)
