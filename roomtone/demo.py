@@ -33,8 +33,10 @@ DATASETS = ("synthetic", "fsdd")
 CORRUPTIONS = ("noise", "room", "mic", "all")
 
 # Sizes: the full demo is tuned to finish in <= 5 minutes on 2 CPU cores; quick is a CI smoke run.
-FULL = {"n_per_class": 64, "n_sessions": 8, "epochs": 16, "corruptions": CORRUPTIONS}
-QUICK = {"n_per_class": 12, "n_sessions": 4, "epochs": 2, "corruptions": ("all",)}
+FULL = {"n_per_class": 64, "n_sessions": 8, "epochs": 16, "batch_size": 32, "examples_per_class": 1,
+        "corruptions": CORRUPTIONS}
+QUICK = {"n_per_class": 24, "n_sessions": 4, "epochs": 6, "batch_size": 16, "examples_per_class": 1,
+         "corruptions": ("all",)}
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Step:
     status: str = "pending"
     seconds: float = 0.0
     detail: str = ""
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads) during the step
 
 
 @dataclass
@@ -106,9 +109,14 @@ def _require(module: str, *names: str):
         raise
     out = []
     for n in names:
-        if not hasattr(mod, n):
-            raise _Missing(f"{module}.{n} is not available in this build")
-        out.append(getattr(mod, n))
+        try:
+            out.append(getattr(mod, n))
+        except AttributeError as exc:
+            raise _Missing(f"{module}.{n} is not available in this build") from exc
+        except ModuleNotFoundError as exc:  # a lazy attribute whose module is absent
+            if not (exc.name and exc.name.startswith("roomtone")):
+                raise
+            raise _Missing(f"{module}.{n}: {exc.name} is not available in this build") from exc
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -130,7 +138,7 @@ class _Runner:
             return False
         if self.console is not None:
             self.console.rule(f"[bold]{index}/{self.total} {name}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             step.detail = fn() or ""
             step.status = "ok"
@@ -143,6 +151,7 @@ class _Runner:
             if self.console is not None:
                 self.console.print(traceback.format_exc(), markup=False, highlight=False)
         step.seconds = time.perf_counter() - t0
+        step.cpu_seconds = time.process_time() - c0
         self._say(index, step)
         return step.status == "ok"
 
@@ -152,6 +161,14 @@ class _Runner:
         style = {"ok": "green", "missing": "bold yellow", "skipped": "yellow", "failed": "bold red"}[step.status]
         self.console.print(f"[{style}]{step.status}[/] {step.name} ({step.seconds:.1f} s) {step.detail}",
                            highlight=False)
+
+
+def frontend_for(sr: int) -> dict:
+    """The demo model's log-mel settings for data at ``sr`` Hz: 8 kHz or less keeps the rate (FSDD
+    settings), anything higher works at 16 kHz (enough for most events, and cheap on a CPU)."""
+    if sr <= 8000:
+        return {"sr": int(sr), "n_fft": 512 if sr >= 8000 else 256, "hop_length": max(1, int(sr) // 100), "n_mels": 64}
+    return {"sr": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 64}
 
 
 def _check(dataset: str, data, out_dir) -> None:
@@ -189,13 +206,13 @@ def run_demo(
         console: a ``rich.console.Console`` for progress and step lines; None is silent.
     """
     _check(dataset, data, out_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     size = dict(QUICK if quick else FULL)
     if epochs is not None:
-        if not isinstance(epochs, int) or epochs < 1:
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ParameterError(f"epochs={epochs!r} must be a positive integer")
         size["epochs"] = epochs
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out_dir=out_dir, dataset=dataset if data is None or dataset == "fsdd" else "folder")
     run = _Runner(result, console, total=7)
     t_start = time.perf_counter()
@@ -204,8 +221,8 @@ def run_demo(
     run("data", lambda: _step_data(result, state, data=data, dataset=dataset, size=size, seed=seed, console=console))
     run("prepare", lambda: _step_prepare(result, state, seed=seed, label_pattern=label_pattern, console=console),
         needs=("data",))
-    run("expect", lambda: _step_expect(result, state, seed=seed), needs=("prepare",))
-    run("train", lambda: _step_train(result, state, size=size, seed=seed), needs=("prepare",))
+    run("expect", lambda: _step_expect(result, state, size=size, seed=seed, console=console), needs=("prepare",))
+    run("train", lambda: _step_train(result, state, size=size, seed=seed, console=console), needs=("prepare",))
     run("evaluate", lambda: _step_evaluate(result, state, size=size, seed=seed), needs=("train",))
     run("export", lambda: _step_export(result, state), needs=("train",))
     run("report", lambda: _step_report(result, state), needs=("prepare",))
@@ -268,6 +285,8 @@ def _step_prepare(result, state, *, seed, label_pattern, console) -> str:
     from roomtone.prepare.manifest import labels_of, read_manifest
 
     kw = {"seed": seed, "clip_seconds": 1.0, "overwrite": True, "console": console}
+    if result.dataset == "synthetic":  # 8 sessions: 5 train, 1 valid, 2 test (a steadier test accuracy)
+        kw.update(valid=0.125, test=0.25)
     if label_pattern is not None:
         kw["label_pattern"] = label_pattern
     total = None
@@ -291,63 +310,122 @@ def _step_prepare(result, state, *, seed, label_pattern, console) -> str:
         counts[r.split or "unassigned"] = counts.get(r.split or "unassigned", 0) + 1
     result.n_examples = counts
     state["prepared"] = prepared
+    sr = json.loads((prepared / "prepare.json").read_text()).get("sr") or 16000
+    state["frontend"] = frontend_for(int(sr))
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
-def _step_expect(result, state, *, seed) -> str:
-    raise _Missing("roomtone.expect feasibility entry point is not wired yet")
+def _step_expect(result, state, *, size, seed, console) -> str:
+    expect = _require("roomtone.expect.run", "expect")
+    fe = state["frontend"]
+    res = expect(state["prepared"], result.out_dir / "expect", sr=fe["sr"], n_fft=fe["n_fft"],
+                 hop_length=fe["hop_length"], n_mels=fe["n_mels"], seed=seed, progress=console is not None,
+                 examples_per_class=size["examples_per_class"])
+    state["expect"] = res
+    base = res["baseline"]
+    main = base.get("holdout") or base.get("grouped_cv")
+    result.baseline_accuracy = float(main["accuracy"])
+    result.chance_accuracy = float(main["chance"]["majority"])
+    where = "test split" if base.get("holdout") else "grouped cross-validation"
+    ev = res.get("events") or {}
+    advice = ""
+    if ev.get("recommended_rf_s") is not None:
+        advice = f"; receptive field >= {ev['recommended_rf_s']:.2f} s, pooling {ev.get('pooling')}"
+    return (f"quick baseline {result.baseline_accuracy:.1%} on the {where} (chance {result.chance_accuracy:.1%})"
+            f"{advice}; feasibility report {res['report']}")
 
 
-def _train_config(size, seed):
+def _train_config(state, size, seed):
     from roomtone.config import TrainConfig
 
     return TrainConfig(
         model="vgg",
-        frontend={"sr": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 64},
+        frontend=dict(state["frontend"]),
         clip_seconds=1.0,
         epochs=size["epochs"],
+        batch_size=size["batch_size"],
         augment={"condition": "all", "p": 0.5},
         seed=seed,
     )
 
 
-def _step_train(result, state, *, size, seed) -> str:
+def _step_train(result, state, *, size, seed, console) -> str:
     fit = _require("roomtone.train", "fit")
-    cfg = _train_config(size, seed)
+    cfg = _train_config(state, size, seed)
     run_dir = result.out_dir / "run"
+    if (run_dir / "config.yaml").exists() or (run_dir / "last.pt").exists():
+        import shutil
+
+        shutil.rmtree(run_dir)  # the demo's own earlier run: a rerun trains afresh
     t0 = time.perf_counter()
-    summary = fit(cfg, data_dir=state["prepared"], out_dir=run_dir)
-    result.train_seconds = time.perf_counter() - t0
+    summary = fit(cfg, data_dir=state["prepared"], out_dir=run_dir, progress=console is not None)
+    result.train_seconds = float(summary.get("train_seconds") or (time.perf_counter() - t0))
     result.run_dir = run_dir
     state["run"] = run_dir
     state["fit"] = summary
-    return f"{size['epochs']} epochs in {result.train_seconds:.0f} s -> {run_dir}"
+    return (f"{summary.get('epochs_run', size['epochs'])} epochs, best epoch {summary.get('best_epoch')}, "
+            f"{result.train_seconds:.0f} s -> {run_dir}")
 
 
 def _step_evaluate(result, state, *, size, seed) -> str:
     evaluate = _require("roomtone.train", "evaluate")
-    clean = evaluate(state["run"], data_dir=state["prepared"], split="test")
+    out = result.out_dir / "run" / "eval"
+    clean = evaluate(state["run"], data_dir=state["prepared"], split="test", seed=seed, out=out / "test_clean.json")
     result.test_accuracy = float(clean["accuracy"])
     result.test_macro_f1 = float(clean["macro_f1"])
     state["eval"] = {"clean": clean}
     for name in size["corruptions"]:
-        m = evaluate(state["run"], data_dir=state["prepared"], split="test", corrupt=name)
+        m = evaluate(state["run"], data_dir=state["prepared"], split="test", corrupt=name, seed=seed,
+                     out=out / f"test_{name}.json")
         result.corrupted_accuracy[name] = float(m["accuracy"])
         state["eval"][name] = m
     parts = [f"clean {result.test_accuracy:.1%}"] + [f"{k} {v:.1%}" for k, v in result.corrupted_accuracy.items()]
-    return ", ".join(parts)
+    return "test accuracy " + ", ".join(parts)
 
 
 def _step_export(result, state) -> str:
-    export_model = _require("roomtone.train.export", "export_model")
-    path = result.out_dir / "model.onnx"
-    out = export_model(state["run"], path)
-    result.onnx = Path(out) if out else path
-    return str(result.onnx)
+    export_model = _require("roomtone.train", "export_model")
+    info = export_model(state["run"], format="onnx", out=result.out_dir / "model.onnx")
+    result.onnx = Path(info["path"])
+    diff = info.get("max_abs_diff")
+    return f"{result.onnx}" + ("" if diff is None else f" (max |onnxruntime - torch| = {diff:.1e})")
+
+
+def _robustness(result) -> dict | None:
+    """The demo model's row of a robustness matrix (trained with ``all``; tested clean and corrupted)."""
+    if result.test_accuracy is None:
+        return None
+    import numpy as np
+
+    from roomtone.expect.robustness import summarise
+
+    tests = ["clean", *result.corrupted_accuracy]
+    acc = np.array([[result.test_accuracy, *result.corrupted_accuracy.values()]])
+    rob = summarise(acc, train_conditions=["all"], test_conditions=tests, reference="all")
+    rob["model"] = "demo VGG"
+    return rob
 
 
 def _step_report(result, state) -> str:
     write_report = _require("roomtone.expect.report", "write_report")
-    path = write_report(result.out_dir / "report")
+    res = state.get("expect") or {}
+    notes = []
+    if result.test_accuracy is not None:
+        verdict = {True: "beats", False: "does not beat", None: "cannot be compared with"}[result.beats_baseline]
+        base = "n/a" if result.baseline_accuracy is None else f"{result.baseline_accuracy:.1%}"
+        notes.append(f"CNN (VGG, trained with simulated noise, rooms and microphones) test accuracy "
+                     f"{result.test_accuracy:.1%} clean; quick baseline {base}: the CNN {verdict} it. "
+                     + "; ".join(f"under {k}: {v:.1%}" for k, v in result.corrupted_accuracy.items()))
+    if result.train_seconds is not None:
+        notes.append(f"training took {result.train_seconds:.0f} s; run folder {result.run_dir}")
+    for s in result.steps:
+        if s.status in ("missing", "failed", "skipped"):
+            notes.append(f"step {s.name} {s.status}: {s.detail}")
+    if res.get("report") and not res.get("examples"):
+        notes.append(f"listening examples are in the feasibility report: {res['report']}")
+    path = write_report(result.out_dir / "report", title=f"roomtone demo: {result.dataset}", audit=res.get("audit"),
+                        baseline=res.get("baseline"), events=res.get("events"),
+                        learning_curve=res.get("learning_curve"), robustness=_robustness(result),
+                        examples=res.get("examples"), frontend_settings=state.get("frontend"), notes=notes)
     result.report = Path(path)
     return str(path)
