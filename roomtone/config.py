@@ -32,12 +32,19 @@ class FrontendConfig:
 
 @dataclass
 class SpecAugmentConfig:
-    """SpecAugment (``roomtone.features.SpecAugment``) on the log-mel during training. 0 masks = off."""
+    """SpecAugment (``roomtone.features.SpecAugment``) on the log-mel during training. 0 masks = off.
+
+    ``freq_stretch`` / ``time_stretch``: per-example random stretch of the log-mel by a factor in
+    ``[1 - x, 1 + x]`` along frequency (anchored at the lowest band, like vocal tract length perturbation)
+    and time (about the centre); 0 = off. Applied before the masks, with the same per-step generator.
+    """
 
     freq_masks: int = 2
     freq_width: int = 8
     time_masks: int = 2
     time_width: int = 10
+    freq_stretch: float = 0.15
+    time_stretch: float = 0.15
 
 
 @dataclass
@@ -65,7 +72,7 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     clip_seconds: float | None = 1.0
-    epochs: int = 20
+    epochs: int = 8
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-2
@@ -76,7 +83,7 @@ class TrainConfig:
     balanced: bool = False              # class-balanced sampling
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    patience: int | None = 8            # early stopping on validation (epochs without improvement)
+    patience: int | None = 4            # early stopping on validation (epochs without improvement)
     monitor: str = "valid_accuracy"     # "valid_accuracy" | "valid_macro_f1" | "valid_loss"
     valid_fraction: float = 0.1         # carved from train by group when the manifest has no valid rows
     seed: int = 0

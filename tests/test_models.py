@@ -101,3 +101,13 @@ def test_spec_transform_hook_sees_normalised_spectrogram():
 
     m(torch.randn(4, 4000), spec_transform=hook)
     assert seen["shape"][:3] == (4, 1, 32)
+
+
+def test_utterance_norm_cancels_a_fixed_channel_gain():
+    torch.manual_seed(0)
+    m = create_model("vgg_tiny", num_classes=3, n_mels=32, norm="utterance").eval()
+    x = torch.randn(2, 4000) * 0.1
+    # a gain is a constant dB offset in every band: removed by the per-band mean over time
+    torch.testing.assert_close(m(x * 3.0), m(x), atol=1e-3, rtol=0)
+    with pytest.raises(ParameterError, match="norm='layer'"):
+        create_model("vgg_tiny", num_classes=3, norm="layer")

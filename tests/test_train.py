@@ -167,3 +167,17 @@ def test_valid_carved_by_group_when_absent(tmp_path):
     splits, _ = load_splits(data, valid_fraction=0.2, seed=0)  # 10 groups: carved by group
     assert splits["valid"] and splits["train"]
     assert not {r.group for r in splits["valid"]} & {r.group for r in splits["train"]}
+
+
+def test_spectrogram_stretch_anchors_and_scales():
+    from roomtone.train.augment import stretch
+
+    ramp = torch.arange(8.0).view(1, 1, 8, 1).repeat(3, 1, 1, 4)
+    out = stretch(ramp, freq_factor=torch.tensor([1.0, 0.5, 1.5]), time_factor=torch.ones(3))
+    torch.testing.assert_close(out[0], ramp[0])  # factor 1 = identity
+    torch.testing.assert_close(out[1, 0, :, 0], torch.arange(8.0) * 0.5)  # lowest band fixed, content moves up
+    torch.testing.assert_close(out[2, 0, :5, 0], torch.arange(5.0) * 1.5)
+    assert out[2, 0, -1, 0] == 7.0  # edge repeated
+    t = torch.arange(9.0).view(1, 1, 1, 9).repeat(1, 1, 2, 1)
+    torch.testing.assert_close(stretch(t, freq_factor=torch.ones(1), time_factor=torch.tensor([0.5]))[0, 0, 1],
+                               4.0 + (torch.arange(9.0) - 4.0) * 0.5)  # about the centre
