@@ -49,3 +49,20 @@ def test_baseline_curve_grows_with_data():
     assert acc[-1] > acc[0] + 0.05
     assert res["n_full"] == 1000 and res["gain_10x"] >= res["gain_2x"] >= -1e-9
     assert "doubling the data" in res["verdict"]
+
+
+@pytest.mark.slow
+def test_cnn_learning_curve_through_fit(tmp_path):
+    from test_expect_cli import write_prepared
+
+    from roomtone.config import TrainConfig
+    from roomtone.expect.learning_curve import cnn_learning_curve
+    from roomtone.expect.report import section_learning_curve
+
+    prep = write_prepared(tmp_path / "prep", n_per_class=12)
+    cfg = TrainConfig(model="vgg_tiny", epochs=1, max_steps=1, batch_size=8, clip_seconds=1.0)
+    res = cnn_learning_curve(cfg, data_dir=prep, out_dir=tmp_path / "lc", fractions=(0.5, 1.0))
+    assert res["model"] == "cnn" and [p["n_train"] for p in res["points"]] == [8, 18]  # 4.5 per class rounds to 4
+    assert (tmp_path / "lc" / "frac_050" / "run").is_dir() and (tmp_path / "lc" / "learning_curve.json").exists()
+    html = section_learning_curve([res, {**res, "model": "baseline"}])
+    assert html.count("<table>") == 2 and html.count("<img") == 1

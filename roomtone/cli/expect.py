@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
         noise: Path | None = typer.Option(None, "--noise", help="Noise bank (folder/CSV) for --simulate."),
         rooms: str | None = typer.Option(None, "--rooms", help="RIR bank (folder/CSV) or 'simulated' for --simulate."),
         robustness: Path | None = typer.Option(None, "--robustness", help="robustness.json to include in the report."),
+        cnn_config: Path | None = typer.Option(None, "--cnn-config", help="Train config YAML: also draw the "
+                                               "CNN's learning curve (one training per fraction; slow)."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Quick baselines, listening, event lengths and a learning curve -> one HTML report."""
@@ -62,7 +64,7 @@ def register(app: typer.Typer) -> None:
         res = expect(prepared_dir, out, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmin=fmin,
                      fmax=fmax, model=model, examples_per_class=examples,
                      simulate=None if simulate.lower() == "none" else simulate, noise=noise, rooms=rooms,
-                     robustness=robustness, seed=seed, progress=True)
+                     robustness=robustness, seed=seed, cnn_config=cnn_config, progress=True)
         b = res["baseline"].get("holdout") or res["baseline"]["grouped_cv"]
         c = Console()
         c.print(f"baseline accuracy {_fmt_pct(b['accuracy'])} (chance {_fmt_pct(b['chance']['majority'])} majority, "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from roomtone.errors import DataError, ParameterError
-from roomtone.expect.baselines import make_classifier
+from roomtone.expect.baselines import make_classifier, single_thread
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
@@ -93,7 +93,8 @@ def baseline_learning_curve(x: np.ndarray, y: np.ndarray, *, train: np.ndarray, 
             sub = train[stratified_subset(y[train], f, seed=seed + 1000 * r)]
             if len(np.unique(y[sub])) < 2:
                 continue
-            clf = make_classifier(seed=seed).fit(x[sub], y[sub])
+            with single_thread():
+                clf = make_classifier(seed=seed).fit(x[sub], y[sub])
             accs.append(float(np.mean(clf.predict(x[test]) == y[test])))
             ns.append(sub.size)
         if accs:

@@ -198,29 +198,34 @@ def section_events(events: dict | None) -> str:
     return "".join(out)
 
 
-def section_learning_curve(lc: dict | None) -> str:
-    if not lc:
+def section_learning_curve(lc) -> str:
+    """One curve (a dict from :mod:`roomtone.expect.learning_curve`) or several (a list: baseline, CNN)."""
+    curves = [c for c in (lc if isinstance(lc, list) else [lc]) if c]
+    if not curves:
         return _note("No learning curve for this run.")
     plt = _plt()
-    pts = lc["points"]
-    n = np.array([p["n_train"] for p in pts], dtype=float)
-    acc = np.array([p["accuracy"] for p in pts])
-    std = np.array([p.get("std", 0.0) for p in pts])
-    law = lc["power_law"]
-    grid = np.geomspace(n.min(), 10 * n.max(), 60)
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    ax.errorbar(n, acc, yerr=std, fmt="o", label=f'{lc.get("model", "")} (measured)')
-    ax.plot(grid, np.clip(1 - (law["a"] * grid ** (-law["b"]) + law["c"]), 0, 1), "--",
-            label=f'fit: err = {law["a"]:.2g} n^-{law["b"]:.2f} + {law["c"]:.3f}')
+    out = []
+    for c in curves:
+        pts = c["points"]
+        n = np.array([p["n_train"] for p in pts], dtype=float)
+        acc = np.array([p["accuracy"] for p in pts])
+        std = np.array([p.get("std", 0.0) for p in pts])
+        law = c["power_law"]
+        grid = np.geomspace(n.min(), 10 * n.max(), 60)
+        line = ax.errorbar(n, acc, yerr=std, fmt="o", label=f'{c.get("model", "")} (measured)')
+        ax.plot(grid, np.clip(1 - (law["a"] * grid ** (-law["b"]) + law["c"]), 0, 1), "--", color=line[0].get_color(),
+                label=f'fit: err = {law["a"]:.2g} n^-{law["b"]:.2f} + {law["c"]:.3f}')
+        out.append(f'<p class="big">{_esc(c.get("model", "model"))}: {_esc(c["verdict"])}.</p>')
+        out.append(_table(["fraction", "examples", "accuracy", "std"],
+                          [[f'{p["fraction"]:.0%}', p["n_train"], _pct(p["accuracy"]), _pct(p.get("std", 0))]
+                           for p in pts]))
     ax.set_xscale("log")
     ax.set_xlabel("training examples")
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    out = [f'<p class="big">{_esc(lc["verdict"])}.</p>',
-           _table(["fraction", "examples", "accuracy", "std"],
-                  [[f'{p["fraction"]:.0%}', p["n_train"], _pct(p["accuracy"]), _pct(p.get("std", 0))] for p in pts]),
-           _img(png_data_uri(fig), "learning curve")]
+    out.append(_img(png_data_uri(fig), "learning curve"))
     return "".join(out)
 
 
@@ -256,7 +261,7 @@ def section_robustness(rob: dict | None) -> str:
 
 
 def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", audit: dict | None = None,
-                 baseline: dict | None = None, events: dict | None = None, learning_curve: dict | None = None,
+                 baseline: dict | None = None, events: dict | None = None, learning_curve: dict | list | None = None,
                  robustness: dict | None = None, examples: list[dict] | None = None,
                  frontend_settings: dict | None = None, notes: list[str] | None = None,
                  filename: str = "report.html") -> Path:
@@ -274,8 +279,9 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", 
                        f'(majority) / {_pct(main["chance"]["uniform"])} (uniform)')
     if events:
         summary.append(f'receptive field >= {events["recommended_rf_s"]:.2f} s, pooling {events["pooling"]}')
-    if learning_curve:
-        summary.append(learning_curve["verdict"])
+    for c in learning_curve if isinstance(learning_curve, list) else [learning_curve]:
+        if c:
+            summary.append(f'{c.get("model", "model")}: {c["verdict"]}')
     if robustness and robustness.get("ratio") is not None:
         summary.append(f'augmentation keeps {robustness["ratio"]:.2f} of the clean model\'s loss on "{robustness["worst"]}"')
     sections = [

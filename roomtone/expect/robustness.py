@@ -111,7 +111,7 @@ def baseline_matrix(train_waves, y_train, test_waves, y_test, *, sr: int, fronte
     A model for condition ``c`` is trained on the clean clips plus ``copies`` corrupted copies of each
     (the clean clips only for ``clean``). Waves are lists of ``(time,)`` float32 at ``sr``.
     """
-    from roomtone.expect.baselines import feature_matrix, logmel_of, make_classifier
+    from roomtone.expect.baselines import feature_matrix, logmel_of, make_classifier, single_thread
 
     feats = (lambda ws: feature_matrix(logmel_of(ws, frontend=frontend)))  # noqa: E731
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
@@ -130,7 +130,8 @@ def baseline_matrix(train_waves, y_train, test_waves, y_test, *, sr: int, fronte
         else:
             xs = [feats(corrupt(train_waves, tf, seed=seed + 1000 * (i + 1) + k)) for k in range(copies)]
             x, y = np.concatenate([x_clean, *xs]), np.tile(y_train, copies + 1)
-        clf = make_classifier(seed=seed).fit(x, y)
+        with single_thread():
+            clf = make_classifier(seed=seed).fit(x, y)
         for j, t in enumerate(test_conditions):
             acc[i, j] = float(np.mean(clf.predict(x_test[t]) == y_test))
         step(f"model {c}")

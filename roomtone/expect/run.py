@@ -77,14 +77,16 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
            fmin: float = 0.0, fmax: float | None = None, model: str | None = None,
            examples_per_class: int = 1, fractions=(0.1, 0.25, 0.5, 1.0), simulate: str | None = "all",
            noise=None, rooms=None, robustness: str | os.PathLike | dict | None = None, seed: int = 0,
-           progress: bool = False) -> dict:
+           cnn_config=None, progress: bool = False) -> dict:
     """Run the feasibility study on a prepared dir and write the HTML report into ``out_dir``.
 
     Front end: ``model`` (a registered model name or a run dir of ``roomtone train``: its own
     ``model.frontend`` and receptive field) or
     the explicit settings (None = :func:`roomtone.expect.frontend.default_settings`). ``simulate``: a
     condition whose test-split corruption is played beside each example (None = skip). ``robustness``:
-    a ``robustness.json`` (or its dict) from ``roomtone expect robustness`` to include.
+    a ``robustness.json`` (or its dict) from ``roomtone expect robustness`` to include. ``cnn_config``:
+    a ``TrainConfig`` (or YAML path) whose model also gets a learning curve (trains once per fraction;
+    runs in ``out_dir/cnn_curve``).
     Returns the results dict, with ``report`` (the HTML path) and ``seconds``.
     """
     from roomtone.expect import baselines, events, learning_curve
@@ -124,6 +126,15 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     tr, te = _holdout_indices(prepared, y, seed=seed)
     tr, te = tr[ok[tr]], te[ok[te]]
     lc = learning_curve.baseline_learning_curve(x, y, train=tr, test=te, fractions=fractions, seed=seed)
+    curves = [lc]
+    if cnn_config is not None:
+        if isinstance(cnn_config, (str, os.PathLike)):
+            from roomtone.config import TrainConfig
+
+            cnn_config = TrainConfig.from_yaml(cnn_config)
+        curves.append(learning_curve.cnn_learning_curve(cnn_config, data_dir=prepared.path,
+                                                        out_dir=Path(out_dir) / "cnn_curve", fractions=fractions,
+                                                        seed=seed))
 
     examples = []
     tf = None
@@ -150,7 +161,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
         notes.append("the manifest has no split column: scores are grouped cross-validation only")
     settings = {k: v for k, v in settings_of(fe).items() if v is not None}
     path = write_report(out_dir, title=f"roomtone expect: {prepared.path.name}", audit=audit, baseline=base,
-                        events=ev, learning_curve=lc, robustness=rob, examples=examples,
+                        events=ev, learning_curve=curves if len(curves) > 1 else lc, robustness=rob, examples=examples,
                         frontend_settings=settings, notes=notes)
     return {"report": str(path), "seconds": time.perf_counter() - t0, "baseline": base, "events": ev,
-            "learning_curve": lc, "audit": audit, "robustness": rob}
+            "learning_curve": lc, "cnn_learning_curve": curves[1] if len(curves) > 1 else None, "audit": audit,
+            "robustness": rob}
