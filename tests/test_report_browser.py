@@ -65,7 +65,7 @@ def check_in_browser(report: Path, work: Path) -> tuple[dict, list[str]]:
 
 
 def screenshot(report: Path, png: Path, work: Path) -> None:
-    subprocess.run([_chromium(), *FLAGS, "--hide-scrollbars", "--window-size=1200,2600",
+    subprocess.run([_chromium(), *FLAGS, "--hide-scrollbars", "--window-size=1200,2600", "--virtual-time-budget=5000",
                     f"--user-data-dir={work / 'profile-shot'}", f"--screenshot={png}", report.as_uri()],
                    capture_output=True, text=True, timeout=120)
 
