@@ -92,6 +92,8 @@ def _time_rt(t, clips: torch.Tensor, batch: int) -> float:
 
 
 def run(*, quick: bool = False) -> str:
+    import random
+
     import audiomentations as am
 
     from roomtone.prepare.banks import NoiseBank
@@ -99,6 +101,8 @@ def run(*, quick: bool = False) -> str:
     from roomtone.prepare.roombank import RoomBank
     from roomtone.prepare.transforms import AddNoise, Compose, Reverberate, SimulateMicrophone
 
+    random.seed(0)  # audiomentations draws from the global RNGs: seed them so runs draw the same noises
+    np.random.seed(0)
     cores = torch.get_num_threads()
     torch.set_num_threads(1)
     n = 100 if quick else 1000
@@ -174,7 +178,8 @@ def run(*, quick: bool = False) -> str:
         "",
         f"With {cores} threads (the batch's FFTs spread over the cores; audiomentations' per-clip work cannot), "
         f"roomtone's chain runs {n / t_multi:,.0f} clips/s (wall) = {(n / t_multi) / rows[-1][1]:.1f}x "
-        "audiomentations' single-threaded chain (on a loaded 2-core machine extra threads mostly contend).",
+        "audiomentations' single-threaded chain. On this 2-logical-core VM the second thread does not add FFT "
+        "throughput (a 2-thread run is slower and erratic); on a machine with real cores it is the batch's extra gain.",
         "",
         f"One-off costs (not in the rates above): loading + resampling the noise bank once "
         f"{noise_load:.2f} s (audiomentations >= 0.43 has no noise cache: it reads the noise file on every call).",
