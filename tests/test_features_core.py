@@ -273,3 +273,18 @@ def test_power_to_db_lengths_ignore_padding(top_db, ref):
     torch.testing.assert_close(out[0, :, :30], layer(a), atol=1e-9, rtol=0)
     tail = out[0, :, 30:]
     assert torch.all(tail == tail.min()) and float(tail.min()) <= float(out[0, :, :30].min()) + 1e-9
+
+
+def test_cpu_chunking_gives_the_same_numbers(monkeypatch):
+    import roomtone.features.layers as layers
+
+    x = torch.randn(9, 3000, dtype=torch.float64)
+    lengths = torch.tensor([3000, 2000, 1000, 3000, 500, 2999, 1234, 3000, 2500])
+    lm, mf = log_mel(sr=16000, n_fft=256, hop_length=64, n_mels=20).double(), MFCC(16000, 8, 256, 64, n_mels=20).double()
+    whole = [lm(x), lm(x, lengths), mf(x)]
+    monkeypatch.setattr(layers, "CPU_CHUNK_BYTES", 1)  # one example per slice
+    sliced = [lm(x), lm(x, lengths), mf(x)]
+    torch.testing.assert_close(sliced[0], whole[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(sliced[1][0], whole[1][0], rtol=0, atol=1e-12)
+    assert torch.equal(sliced[1][1], whole[1][1])
+    torch.testing.assert_close(sliced[2], whole[2], rtol=0, atol=1e-12)

@@ -137,6 +137,11 @@ class CQT(nn.Module):
         return full[:, start: start + t: 2]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        from roomtone.features.layers import run_in_cpu_chunks
+
+        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=1, hop_length=self.hop_length, bytes_per_sample=8)
+
+    def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         lengths = Fn.check_lengths(lengths, x, axis_size=x.shape[-1], what="samples")
         with Fn.float32_context(x):
             x = Fn.as_float(x)

@@ -21,6 +21,37 @@ def _buffer(a: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.get_default_dtype())
 
 
+# CPU only: a big batch is run in slices of about this many bytes of STFT frames, so that the frames,
+# spectra and mel outputs of a slice stay in cache (about 2x faster than one pass over 256 clips).
+CPU_CHUNK_BYTES = 6 * 2**20
+
+
+def run_in_cpu_chunks(fn, x: torch.Tensor, lengths: torch.Tensor | None, *, n_fft: int, hop_length: int,
+                      bytes_per_sample: float | None = None):
+    """``fn(x, lengths)`` on slices of the batch (dim 0) when ``x`` is a large CPU batch in eager mode.
+
+    A slice holds about ``CPU_CHUNK_BYTES`` of STFT frames (or ``bytes_per_sample`` per input sample).
+    Results are identical to one call (every layer works per example); GPU, export and tracing run
+    ``fn`` once.
+    """
+    if (x.device.type != "cpu" or x.dim() < 2 or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+            or torch.compiler.is_compiling()):
+        return fn(x, lengths)
+    if bytes_per_sample is None:
+        per_example = (x.shape[-1] // hop_length + 1) * n_fft * 4
+    else:
+        per_example = int(x.shape[-1] * bytes_per_sample)
+    per_example *= max(1, x[0].numel() // max(1, x.shape[-1]))
+    step = max(1, CPU_CHUNK_BYTES // per_example)
+    if step >= x.shape[0]:
+        return fn(x, lengths)
+    if lengths is not None:
+        lengths = Fn.check_lengths(lengths, x, axis_size=x.shape[-1], what="samples")
+        outs = [fn(xc, lc) for xc, lc in zip(x.split(step), lengths.split(step), strict=True)]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+    return torch.cat([fn(xc, None) for xc in x.split(step)])
+
+
 class Spectrogram(nn.Module):
     """|STFT|**power: ``(..., time) -> (..., 1 + n_fft // 2, frames)``, same numbers as ``librosa.stft``.
 
@@ -69,6 +100,9 @@ class Spectrogram(nn.Module):
         return Fn.frame_lengths(lengths, n_fft=self.n_fft, hop_length=self.hop_length, center=self.center)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
+
+    def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         lengths = Fn.check_lengths(lengths, x, axis_size=x.shape[-1], what="samples")
         spec = Fn.stft_power(
             x, n_fft=self.n_fft, hop_length=self.hop_length, window=self.window, center=self.center,
@@ -95,10 +129,10 @@ class MelSpectrogram(nn.Module):
     """
 
     def __init__(
-        self, sr: int = 22050, n_fft: int = 2048, hop_length: int | None = None, win_length: int | None = None,
-        n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None, htk: bool = False,
-        norm: str | None = "slaney", power: float = 2.0, center: bool = True, pad_mode: str = "constant",
-        window="hann", *, trainable: bool = False, stft_impl: str = "auto",
+        self, sr: int = 22050, n_fft: int = 2048, hop_length: int | None = None, n_mels: int = 128,
+        fmin: float = 0.0, fmax: float | None = None, htk: bool = False, norm: str | None = "slaney",
+        power: float = 2.0, center: bool = True, pad_mode: str = "constant", *, win_length: int | None = None,
+        window="hann", trainable: bool = False, stft_impl: str = "auto",
     ) -> None:
         super().__init__()
         filters.check_positive_int("sr", sr)
@@ -130,7 +164,10 @@ class MelSpectrogram(nn.Module):
         return self.spectrogram.frame_lengths(lengths)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        out = self.spectrogram(x, lengths)
+        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
+
+    def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        out = self.spectrogram._forward(x, lengths)
         spec, n_frames = out if lengths is not None else (out, None)
         with Fn.float32_context(spec):
             # (..., frames, bins) @ (bins, n_mels): one GEMM over all frames, then back to (..., n_mels, frames)
@@ -218,9 +255,12 @@ class LogMel(nn.Module):
         return self.mel.frame_lengths(lengths)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
+
+    def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         if lengths is None:
-            return self.db(self.mel(x))
-        mel, n_frames = self.mel(x, lengths)
+            return self.db(self.mel._forward(x))
+        mel, n_frames = self.mel._forward(x, lengths)
         return self.db(mel, n_frames)
 
 
@@ -236,8 +276,8 @@ def log_mel(
     each example at its own maximum minus ``top_db``. Same numbers as
     ``librosa.power_to_db(librosa.feature.melspectrogram(...), top_db=top_db)`` on each clip.
     """
-    mel = MelSpectrogram(sr, n_fft, hop_length, win_length, n_mels, fmin, fmax, htk, norm, 2.0, center, pad_mode,
-                         window, trainable=trainable, stft_impl=stft_impl)
+    mel = MelSpectrogram(sr, n_fft, hop_length, n_mels, fmin, fmax, htk, norm, 2.0, center, pad_mode,
+                         win_length=win_length, window=window, trainable=trainable, stft_impl=stft_impl)
     return LogMel(mel, PowerToDB(ref=ref, amin=amin, top_db=top_db))
 
 
@@ -268,10 +308,13 @@ class MFCC(nn.Module):
         return self.mel.frame_lengths(lengths)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
+
+    def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         if lengths is None:
-            db, n_frames = self.db(self.mel(x)), None
+            db, n_frames = self.db(self.mel._forward(x)), None
         else:
-            mel, n_frames = self.mel(x, lengths)
+            mel, n_frames = self.mel._forward(x, lengths)
             db, _ = self.db(mel, n_frames)
         with Fn.float32_context(db):
             out = torch.matmul(self.dct.to(db.dtype), db)
