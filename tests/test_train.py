@@ -42,7 +42,7 @@ def make_tones(root: Path, *, per_class=(12, 3, 3), seconds=0.5, seed=0) -> Path
 
 
 def tiny_config(**kw) -> TrainConfig:
-    base = dict(model="vgg_tiny", frontend={"sr": SR, "n_fft": 256, "hop_length": 64, "n_mels": 32},
+    base = dict(model="vgg_tiny", augment={"condition": None}, frontend={"sr": SR, "n_fft": 256, "hop_length": 64, "n_mels": 32},
                 clip_seconds=0.5, epochs=3, batch_size=6, lr=5e-3, patience=None, checkpoint_every=4,
                 mixup=0.2, specaugment={"freq_masks": 1, "freq_width": 4, "time_masks": 1, "time_width": 5})
     base.update(kw)
