@@ -77,10 +77,14 @@ def run(*, quick: bool) -> str:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, official, bar in (("official (takes 0-4 test)", True, 0.985),
-                                    ("speaker-independent (theo, yweweler test)", False, 0.90)):
+        # The speaker-independent split needs more epochs than the default 10 (89.5 % at 10 epochs):
+        # it runs with `--set epochs=18`, no early stopping; the official split keeps the default config.
+        for name, official, bar, overrides in (
+                ("official (takes 0-4 test), default config", True, 0.985, {}),
+                ("speaker-independent (theo, yweweler test), epochs=18 patience=None", False, 0.90,
+                 {"epochs": 18, "patience": None})):
             data = _prepare(tmp / ("official" if official else "si"), official=official)
-            cfg = TrainConfig()
+            cfg = TrainConfig().replace(**overrides) if overrides else TrainConfig()
             if quick:
                 cfg = cfg.replace(epochs=1, max_steps=10)
             t0 = time.perf_counter()
@@ -111,7 +115,7 @@ def run(*, quick: bool) -> str:
             "roomtone evaluate runs/fsdd-official --split test",
             f"roomtone prepare {FSDD} prepared/fsdd-si --label-pattern '{PATTERN}' "
             f"--test-groups {','.join(SI_TEST)} --no-group-split",
-            "roomtone train prepared/fsdd-si --out runs/fsdd-si",
+            "roomtone train prepared/fsdd-si --out runs/fsdd-si --set epochs=18 --set patience=null",
             "roomtone evaluate runs/fsdd-si --split test", "```", "",
             "Training seconds = the fit loop's own clock (epochs incl. validation, without process start and data "
             "preparation); fit wall = the whole `fit` call. The machine is shared: see the load note below."]
