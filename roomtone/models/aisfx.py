@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from roomtone.errors import ParameterError
-from roomtone.models.panns import make_head
+from roomtone.models.panns import ConvBlock, make_head
 from roomtone.models.registry import register_model
 
 SR = 44100
@@ -64,22 +64,6 @@ class AisfxFrontend(nn.Module):
         return (logmel / (math.log(10.0) * SPEC_MAX)).transpose(-1, -2)
 
 
-class AisfxBlock(nn.Module):
-    """Two 3x3 conv (no bias) + BN + ReLU, then max pooling."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor, pool: int) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        return F.max_pool2d(x, kernel_size=pool) if pool > 1 else x
-
-
 class AisfxBackbone(nn.Module):
     """Features ``(batch, frames, 96)`` -> frame maps; keys ``conv_block{1..4}.*`` as in the package."""
 
@@ -87,7 +71,7 @@ class AisfxBackbone(nn.Module):
         super().__init__()
         ins = (1, *CHANNELS[:-1])
         for i, (cin, cout) in enumerate(zip(ins, CHANNELS, strict=True), start=1):
-            self.add_module(f"conv_block{i}", AisfxBlock(cin, cout))
+            self.add_module(f"conv_block{i}", ConvBlock(cin, cout, pool_type="max"))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, nonlinearity="leaky_relu")

@@ -84,10 +84,14 @@ def make_head(kind: str, in_features: int, num_classes: int, hidden: int = 256) 
 
 
 class ConvBlock(nn.Module):
-    """Two 3x3 conv + BN + ReLU, then average pooling (PANNs ``ConvBlock``)."""
+    """Two 3x3 conv + BN + ReLU, then average (PANNs ``ConvBlock``) or max pooling (aiSFX's block).
 
-    def __init__(self, in_channels: int, out_channels: int):
+    Module names ``conv1, bn1, conv2, bn2`` are the published checkpoint keys of both networks.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, pool_type: str = "avg"):
         super().__init__()
+        self.pool = F.avg_pool2d if pool_type == "avg" else F.max_pool2d
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -96,7 +100,7 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, pool: int) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
-        return F.avg_pool2d(x, kernel_size=pool) if pool > 1 else x
+        return self.pool(x, kernel_size=pool) if pool > 1 else x
 
 
 class ConvBlock5x5(nn.Module):
