@@ -89,7 +89,23 @@ def list_bank_files(path: str | os.PathLike, *, split: str | None = "train") -> 
     return files
 
 
-class NoiseBank:
+class NamedBank:
+    """Look-up of a bank entry by its recorded name (``self.names``), used to replay drawn parameters."""
+
+    entry_kind = "entry"  # what one entry is called in messages
+
+    def index_of(self, name: str) -> int:
+        if not hasattr(self, "_index") or len(self._index) != len(self.names):
+            self._index = {n: i for i, n in enumerate(self.names)}
+        try:
+            return self._index[name]
+        except KeyError:
+            raise DataError(
+                f"{self.entry_kind} {name!r} is not in this bank ({len(self)} entries, e.g. {self.names[:3]})"
+            ) from None
+
+
+class NoiseBank(NamedBank):
     """Clips of noise at one sample rate, concatenated in one flat tensor.
 
     Attributes:
@@ -98,6 +114,8 @@ class NoiseBank:
         lengths: ``(n,)`` samples per clip; ``starts``: ``(n,)`` offsets into the flat data.
         skipped: ``[(path, reason)]`` of files that could not be used (unreadable, silent, too short).
     """
+
+    entry_kind = "noise"
 
     def __init__(self, clips: list[torch.Tensor], names: list[str], *, sr: int, skipped=()):
         if not clips:
@@ -211,14 +229,6 @@ class NoiseBank:
         if key not in self._on:
             self._on[key] = (self.data.to(device), self.starts.to(device), self.lengths.to(device))
         return self._on[key]
-
-    def index_of(self, name: str) -> int:
-        if not hasattr(self, "_index") or len(self._index) != len(self.names):
-            self._index = {n: i for i, n in enumerate(self.names)}
-        try:
-            return self._index[name]
-        except KeyError:
-            raise DataError(f"noise {name!r} is not in this bank ({len(self)} clips, e.g. {self.names[:3]})") from None
 
     def draw(self, batch: int, length: int, *, generator: torch.Generator) -> tuple[list[int], list[int]]:
         """Draw ``batch`` (clip index, offset) pairs: clips uniformly, offsets uniformly so that a crop

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import AudioError, DataError, ParameterError
+from roomtone.prepare.banks import NamedBank
 from roomtone.prepare.rooms import decay_end, measure_drr, measure_rt60, normalize_rir, rfft, schroeder_db
 
 SIM_VERSION = 1
@@ -44,10 +45,12 @@ def _trim(h: torch.Tensor, *, sr: int, pre_ms: float, max_seconds: float | None)
     return h[:end].contiguous(), p - start
 
 
-class RoomBank:
+class RoomBank(NamedBank):
     """RIRs at one sample rate. Attributes: ``sr``, ``names``, ``data`` ``(n, L)``, ``peaks`` ``(n,)``,
     ``lengths`` ``(n,)``, ``rt60`` and ``drr`` (lists, seconds / dB; NaN RT60 = decay too short to
     measure), ``meta`` (per-entry dicts, e.g. simulated room sizes), ``skipped`` ``[(path, reason)]``."""
+
+    entry_kind = "room"
 
     def __init__(self, rirs: list[torch.Tensor], names: list[str], *, sr: int, meta: list[dict] | None = None,
                  skipped=(), pre_ms: float = 2.0, max_seconds: float | None = 2.0, peaks: list[int] | None = None):
@@ -109,14 +112,6 @@ class RoomBank:
             data, peaks = self.on(device)
             self._spec[key] = rfft(normalize_rir(data, peaks, normalize), n)
         return self._spec[key]
-
-    def index_of(self, name: str) -> int:
-        if not hasattr(self, "_index") or len(self._index) != len(self.names):
-            self._index = {n: i for i, n in enumerate(self.names)}
-        try:
-            return self._index[name]
-        except KeyError:
-            raise DataError(f"room {name!r} is not in this bank ({len(self)} RIRs, e.g. {self.names[:3]})") from None
 
     def draw(self, batch: int, *, generator: torch.Generator) -> list[int]:
         """``batch`` entry indices, uniformly."""
