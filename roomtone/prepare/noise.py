@@ -40,7 +40,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _as_batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
+def as_batch(x: torch.Tensor, name: str = "audio") -> tuple[torch.Tensor, bool]:
+    """``(time,)`` or ``(batch, time)`` -> ``((batch, time), was_1d)``; anything else is a ParameterError."""
     if not isinstance(x, torch.Tensor):
         raise ParameterError(f"{name} must be a torch.Tensor of shape (batch, time) or (time,), got {type(x).__name__}")
     if x.ndim == 1:
@@ -75,7 +76,7 @@ def active_mask(
         raise ParameterError(f"top_db={top_db!r} must be > 0 dB")
     if not isinstance(frame_length, int) or frame_length < 1:
         raise ParameterError(f"frame_length={frame_length!r} must be a positive integer (samples)")
-    x, squeeze = _as_batch(signal, "signal")
+    x, squeeze = as_batch(signal, "signal")
     b, t = x.shape
     valid = valid_mask(lengths, batch=b, time=t, device=x.device)
     n_frames = -(-t // frame_length)
@@ -97,7 +98,7 @@ def masked_power(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def power_db(x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Level in dB (``10 log10`` mean square; dBFS for audio in [-1, 1]) per example, floored at -200 dB."""
-    x2, squeeze = _as_batch(x, "x")
+    x2, squeeze = as_batch(x, "x")
     if mask is None:
         mask = torch.ones_like(x2, dtype=torch.bool)
     else:
@@ -154,8 +155,8 @@ def mix_at_snr(
         raise ParameterError(f"silent={silent!r} must be 'absolute' or 'error'")
     if silent_noise not in ("error", "keep"):
         raise ParameterError(f"silent_noise={silent_noise!r} must be 'error' or 'keep'")
-    x, squeeze = _as_batch(signal, "signal")
-    n, _ = _as_batch(noise, "noise")
+    x, squeeze = as_batch(signal, "signal")
+    n, _ = as_batch(noise, "noise")
     if n.shape != x.shape:
         raise ParameterError(
             f"noise has shape {tuple(noise.shape)} but signal has {tuple(signal.shape)}; crop or loop the noise to "

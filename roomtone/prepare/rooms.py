@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from roomtone.errors import ParameterError
+from roomtone.prepare.noise import as_batch
 
 NORMALIZE = ("energy", "direct", "none")
 
@@ -105,19 +106,9 @@ def convolve_spectrum(x: torch.Tensor, spec: torch.Tensor, shift: torch.Tensor, 
     return full.gather(1, pos)
 
 
-def _batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
-    if not isinstance(x, torch.Tensor):
-        raise ParameterError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim == 1:
-        return x.unsqueeze(0), True
-    if x.ndim == 2:
-        return x, False
-    raise ParameterError(f"{name} has shape {tuple(x.shape)}; expected (batch, time) or (time,)")
-
-
 def direct_path_index(rir: torch.Tensor) -> torch.Tensor:
     """Index of the direct-path peak (largest absolute sample) of each RIR ``(batch, L)`` -> ``(batch,)``."""
-    r, squeeze = _batch(rir, "rir")
+    r, squeeze = as_batch(rir, "rir")
     idx = r.abs().argmax(dim=-1)
     return idx[0] if squeeze else idx
 
@@ -150,8 +141,8 @@ def convolve_rir(
     """
     if normalize not in NORMALIZE:
         raise ParameterError(f"normalize={normalize!r} must be one of {NORMALIZE}")
-    x, squeeze = _batch(signal, "signal")
-    h, _ = _batch(rir, "rir")
+    x, squeeze = as_batch(signal, "signal")
+    h, _ = as_batch(rir, "rir")
     b, t = x.shape
     if h.shape[0] not in (1, b):
         raise ParameterError(f"rir has batch {h.shape[0]} but signal has {b}; give one RIR or one per example")

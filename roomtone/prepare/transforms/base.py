@@ -13,16 +13,7 @@ from __future__ import annotations
 import torch
 
 from roomtone.errors import ParameterError
-
-
-def as_batch(audio: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    if not isinstance(audio, torch.Tensor):
-        raise ParameterError(f"audio must be a torch.Tensor of shape (batch, time) or (time,), got {type(audio).__name__}")
-    if audio.ndim == 1:
-        return audio.unsqueeze(0), True
-    if audio.ndim == 2:
-        return audio, False
-    raise ParameterError(f"audio has shape {tuple(audio.shape)}; expected (batch, time) or (time,)")
+from roomtone.prepare.noise import as_batch  # noqa: F401  (re-exported for the transforms)
 
 
 def check_range(name: str, lo: float, hi: float, *, low: float | None = None, high: float | None = None) -> None:
