@@ -49,6 +49,9 @@ def _all(noise_bank, room_bank, fsdd_files):
         "mic": SimulateMicrophone(["phone", "laptop", "telephone"], sr=SR, min_gain_db=-3, max_gain_db=6),
         "chain": Compose([Reverberate(room_bank, sr=SR), AddNoise(noise_bank, sr=SR), SimulateMicrophone(sr=SR)]),
         "oneof": OneOf([Gain(sr=SR), AddColoredNoise(sr=SR), Reverberate(room_bank, sr=SR)], p=0.8),
+        # the issue's order: noise, then the room and the microphone, fused into one FFT pair
+        "fused": Compose([AddNoise(noise_bank, sr=SR), Reverberate(room_bank, sr=SR, p=0.7),
+                          SimulateMicrophone(["phone", "laptop", "telephone"], sr=SR, p=0.7, codec=False)]),
     }
 
 
@@ -58,7 +61,7 @@ def transforms(noise_bank, room_bank, fsdd_dir):
     return _all(noise_bank, room_bank, files)
 
 
-NAMES = ["gain", "noise", "colored", "babble", "room", "mic", "chain", "oneof"]
+NAMES = ["gain", "noise", "colored", "babble", "room", "mic", "chain", "oneof", "fused"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -75,12 +78,71 @@ def test_seed_determinism_replay_and_batching(transforms, audio, name):
     assert torch.equal(t.replay(audio, pa), a)
     # batched == per example for the same parameters. Microphones quantize (down to 8 bits for
     # 'telephone'): a 1e-7 difference between batched and single FFTs may flip one rounding step.
-    lsb = 2.0**-7 if name in ("mic", "chain") else 1e-5
+    lsb = 2.0**-7 if name in ("mic", "chain", "fused") else 1e-5
     for i in range(audio.shape[0]):
         one = t.replay(audio[i], pa[i])
         assert torch.allclose(one, a[i], atol=lsb + 1e-6), (name, i)
         assert float((one - a[i]).abs().mean()) < 1e-5, (name, i)
     assert torch.isfinite(a).all() and a.shape == audio.shape
+
+
+def _linear_mics():
+    from dataclasses import replace
+
+    from roomtone.prepare.microphones import get_preset
+
+    # no clipping/quantization: a 1e-7 difference could flip a rounding step and hide the comparison
+    return [replace(get_preset(m), bits=None, clip_mode="none", codec=None) for m in ("phone", "laptop", "telephone")]
+
+
+def test_fused_room_and_mic_match_the_sequential_chain(room_bank):
+    """Compose fuses Reverberate + SimulateMicrophone into one FFT pair: same draws, same samples except
+    within the microphone's 20 ms ringing at both ends (documented in transforms/fused.py)."""
+
+    def make(fuse):
+        return Compose([Reverberate(room_bank, sr=SR, p=0.8), SimulateMicrophone(_linear_mics(), sr=SR, p=0.8)],
+                       fuse=fuse)
+
+    x = torch.randn(16, 16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    fused, seq = make(True), make(False)
+    a = fused(x, generator=torch.Generator().manual_seed(1))
+    b = seq(x, generator=torch.Generator().manual_seed(1))
+    assert fused.last_params == seq.last_params
+    kinds = {(s[0]["applied"], s[1]["applied"]) for s in (p["transforms"] for p in fused.last_params)}
+    assert len(kinds) >= 3  # room and mic, room only, mic only (and maybe neither) are all covered
+    edge = SR // 50
+    rms = float(b.pow(2).mean().sqrt())
+    assert float((a - b)[:, edge:-edge].abs().max()) < 1e-3 * rms
+    assert float((a - b).pow(2).sum() / b.pow(2).sum()) < 1e-4
+    assert not torch.equal(a, b)  # the fused path really ran
+    assert torch.equal(fused.replay(x, fused.last_params), a)
+    for i, p in enumerate(fused.last_params):  # untouched examples stay bit-identical
+        if not any(s["applied"] for s in p["transforms"]):
+            assert torch.equal(a[i], x[i])
+
+
+def test_fused_falls_back_to_sequential_for_a_wet_dry_mix(room_bank):
+    def make(fuse):
+        return Compose([Reverberate(room_bank, sr=SR, min_wet=0.3, max_wet=0.9),
+                        SimulateMicrophone(_linear_mics(), sr=SR)], fuse=fuse)
+
+    x = torch.randn(4, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    a = make(True)(x, generator=torch.Generator().manual_seed(3))
+    b = make(False)(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_fused_torch_path_matches_cpu_fast_path(room_bank, monkeypatch):
+    import roomtone.prepare.rooms as rooms
+
+    t = Compose([Reverberate(room_bank, sr=SR, p=0.7), SimulateMicrophone(_linear_mics(), sr=SR, p=0.7)])
+    x = torch.randn(8, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    a = t(x, generator=torch.Generator().manual_seed(2))
+    monkeypatch.setattr(rooms, "CPU_FAST_PATH", False)
+    room_bank._spec.clear()
+    b = t.replay(x, t.last_params)
+    room_bank._spec.clear()
+    assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_probability_and_unapplied_examples(noise_bank, audio):
@@ -116,9 +178,10 @@ def test_lengths_respected(noise_bank, room_bank):
     x = torch.randn(2, 4000) * 0.1
     x[1, 2000:] = 0
     lengths = torch.tensor([4000, 2000])
-    chain = Compose([Reverberate(room_bank, sr=SR), AddNoise(noise_bank, sr=SR), SimulateMicrophone(sr=SR)])
-    y = chain(x, generator=torch.Generator().manual_seed(0), lengths=lengths)
-    assert torch.all(y[1, 2000:] == 0)
+    for chain in (Compose([Reverberate(room_bank, sr=SR), AddNoise(noise_bank, sr=SR), SimulateMicrophone(sr=SR)]),
+                  Compose([AddNoise(noise_bank, sr=SR), Reverberate(room_bank, sr=SR), SimulateMicrophone(sr=SR)])):
+        y = chain(x, generator=torch.Generator().manual_seed(0), lengths=lengths)
+        assert torch.all(y[1, 2000:] == 0) and torch.equal(chain.replay(x, chain.last_params, lengths=lengths), y)
 
 
 def test_bad_inputs(noise_bank, room_bank, tmp_path):
@@ -209,17 +272,53 @@ def test_babble_from_a_prepared_manifest(tmp_path, fsdd_dir):
 
 def test_torch_fft_path_matches_the_cpu_fast_path(transforms, audio, monkeypatch):
     """GPU batches take torch.fft; CPU float32 takes scipy.fft. Both must give the same numbers."""
-    import roomtone.prepare.microphones as mic
-    import roomtone.prepare.roombank as roombank
     import roomtone.prepare.rooms as rooms
 
     t = transforms["chain"]
     a = t(audio, generator=torch.Generator().manual_seed(5))
     params = t.last_params
-    for mod in (rooms, mic, roombank):
-        monkeypatch.setattr(mod, "rfft", lambda x, n: torch.fft.rfft(x, n=n))
-        if hasattr(mod, "irfft"):
-            monkeypatch.setattr(mod, "irfft", lambda s, n: torch.fft.irfft(s, n=n))
+    monkeypatch.setattr(rooms, "CPU_FAST_PATH", False)
     t.transforms[0].bank._spec.clear()
     b = t.replay(audio, params)
     assert torch.allclose(a, b, atol=2.0**-7 + 1e-6) and float((a - b).abs().mean()) < 1e-5
+
+
+def test_babble_never_uses_the_examples_own_recording(fsdd_dir):
+    """With ``sources`` an example is mixed only with *other* utterances, even from a bank of 3 files."""
+    from roomtone.audio import load
+
+    files = sorted(fsdd_dir.glob("7_theo_*.wav"))[:3]
+    t = AddBabble(files, sr=8000, min_speakers=2, max_speakers=2, min_snr_db=5, max_snr_db=5)
+    x = torch.stack([torch.nn.functional.pad(load(f, sr=8000)[0][:3000], (0, 3000))[:3000] for f in files])
+    seen = set()
+    for seed in range(20):
+        t(x, generator=torch.Generator().manual_seed(seed), sources=files)
+        for f, p in zip(files, t.last_params, strict=True):
+            assert f.name not in p["utterances"] and len(set(p["utterances"])) == 2
+            seen.add(tuple(sorted(p["utterances"])))
+    assert len(seen) == 3  # for each example: the two others
+    # without sources the draws may include the example itself (it cannot know): same code, no exclusion
+    t(x, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ParameterError, match="2 sources for a batch of 3"):
+        t(x, generator=torch.Generator(), sources=files[:2])
+    # a bank whose only file is the example's own: nothing is added, nothing fails
+    solo = AddBabble(files[:1], sr=8000, min_speakers=1, max_speakers=1)
+    y = solo(x[:1], generator=torch.Generator().manual_seed(0), sources=files[:1])
+    assert solo.last_params[0]["utterances"] == [] and torch.equal(y, x[:1])
+    # Compose passes the sources through
+    c = Compose([Gain(sr=8000), t])
+    c(x, generator=torch.Generator().manual_seed(1), sources=files)
+    assert all(f.name not in p["transforms"][1]["utterances"] for f, p in zip(files, c.last_params, strict=True))
+
+
+def test_audio_dataset_passes_each_rows_file_as_source(fsdd_dir):
+    from roomtone.prepare.dataset import AudioDataset
+    from roomtone.prepare.manifest import ManifestRow
+
+    files = sorted(fsdd_dir.glob("7_theo_*.wav"))[:3]
+    rows = [ManifestRow(str(f), "7", "theo", "train") for f in files]
+    t = AddBabble(files, sr=8000, min_speakers=2, max_speakers=2)
+    ds = AudioDataset(rows, labels=["7"], sr=8000, clip_seconds=0.3, transform=t)
+    for i in range(3):
+        ds[i]
+        assert files[i].name not in t.last_params[0]["utterances"]

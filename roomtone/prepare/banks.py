@@ -113,11 +113,13 @@ class NoiseBank(NamedBank):
         names: one name per clip (recorded in drawn parameters).
         lengths: ``(n,)`` samples per clip; ``starts``: ``(n,)`` offsets into the flat data.
         skipped: ``[(path, reason)]`` of files that could not be used (unreadable, silent, too short).
+        paths: the source file of each clip (None when built from tensors).
     """
 
     entry_kind = "noise"
 
-    def __init__(self, clips: list[torch.Tensor], names: list[str], *, sr: int, skipped=()):
+    def __init__(self, clips: list[torch.Tensor], names: list[str], *, sr: int, skipped=(),
+                 paths: list[str] | None = None):
         if not clips:
             detail = "; ".join(f"{p}: {r}" for p, r in skipped) or "no clips given"
             raise DataError(f"the noise bank is empty ({detail})")
@@ -126,6 +128,7 @@ class NoiseBank(NamedBank):
         self.sr = int(sr)
         self.names = list(names)
         self.skipped = list(skipped)
+        self.paths = list(paths) if paths is not None else [None] * len(names)
         self.lengths = torch.tensor([int(c.numel()) for c in clips], dtype=torch.long)
         self.starts = torch.cumsum(self.lengths, 0) - self.lengths
         self.data = torch.cat([c.reshape(-1).float() for c in clips])
@@ -175,7 +178,7 @@ class NoiseBank(NamedBank):
                max_seconds)
         if cache and key in _BANK_CACHE:
             return _BANK_CACHE[key]
-        clips, names, skipped = [], [], []
+        clips, names, skipped, paths = [], [], [], []
         for e in entries:
             start, end = e.row.get("start"), e.row.get("end")
             start = float(start) if start not in (None, "") else 0.0
@@ -195,7 +198,8 @@ class NoiseBank(NamedBank):
                 continue
             clips.append(audio)
             names.append(e.name)
-        bank = cls(clips, names, sr=sr, skipped=skipped)
+            paths.append(e.path)
+        bank = cls(clips, names, sr=sr, skipped=skipped, paths=paths)
         if cache:
             _BANK_CACHE[key] = bank
         return bank
@@ -239,6 +243,15 @@ class NoiseBank(NamedBank):
         room = torch.where(lens > length, lens - length + 1, lens)
         off = (u[:, 1] * room).long().clamp_max(room - 1)
         return idx.tolist(), off.tolist()
+
+    def indices_of_files(self, files) -> list[set[int]]:
+        """For each of ``files`` (paths), the bank entries read from that same file (an empty set if none)."""
+        if not hasattr(self, "_by_file"):
+            self._by_file: dict[str, set[int]] = {}
+            for i, p in enumerate(self.paths):
+                if p is not None:
+                    self._by_file.setdefault(os.path.realpath(p), set()).add(i)
+        return [self._by_file.get(os.path.realpath(f), set()) if f is not None else set() for f in files]
 
     def crop(self, index, offset, length: int, *, device: torch.device | str = "cpu") -> torch.Tensor:
         """Crops ``(batch, length)`` of clips ``index`` starting at ``offset`` (samples), looping short clips."""

@@ -52,7 +52,8 @@ class AudioDataset(Dataset):
         clip_seconds: fixed length: energy-centred crop when longer, zero pad at the end when shorter.
             None gives variable lengths (batch them with :func:`collate_padded`).
         transform: ``transform(waveform, generator=g) -> waveform`` applied after cropping, e.g. a
-            ``roomtone.prepare.transforms`` augmentation; ``g`` comes from :func:`item_generator`.
+            ``roomtone.prepare.transforms`` augmentation (which also gets ``sources=[row.path]``);
+            ``g`` comes from :func:`item_generator`.
         seed: base seed of the per-item generators.
         channel: pick this channel of multi-channel files instead of averaging them.
     """
@@ -114,7 +115,12 @@ class AudioDataset(Dataset):
         audio = self.load(index)
         if self.transform is not None:
             g = item_generator(self.seed, index, self.epoch)
-            audio = self.transform(audio, generator=g)
+            from roomtone.prepare.transforms.base import Transform
+
+            if isinstance(self.transform, Transform):  # its own recording is never babble for itself
+                audio = self.transform(audio, generator=g, sources=[self.rows[index].path])
+            else:
+                audio = self.transform(audio, generator=g)
             if isinstance(audio, np.ndarray):
                 audio = torch.from_numpy(audio)
             audio = audio.to(torch.float32)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import ParameterError
-from roomtone.prepare.rooms import _fft_size, irfft, mul_, rfft
+from roomtone.prepare.rooms import _fft_size, fft_filter
 
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS")}
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -99,6 +99,11 @@ def resample_roundtrip(x: torch.Tensor, *, sr: int, target_sr: int) -> torch.Ten
     return torch.from_numpy(np.ascontiguousarray(up)).reshape(shape).to(device=x.device, dtype=x.dtype)
 
 
+def response_padding(sr: int) -> int:
+    """Zero padding (samples) that :func:`apply_magnitude` leaves so the response's tails do not wrap: 20 ms."""
+    return max(64, sr // 50)
+
+
 def apply_magnitude(x: torch.Tensor, magnitude_fn, *, sr: int) -> torch.Tensor:
     """Filter ``x`` ``(..., time)`` by a zero-phase magnitude response.
 
@@ -106,11 +111,10 @@ def apply_magnitude(x: torch.Tensor, magnitude_fn, *, sr: int) -> torch.Tensor:
     for per-example responses). The signal is zero padded by 20 ms so the filter's tails do not wrap.
     """
     t = x.shape[-1]
-    n = _fft_size(t + max(64, sr // 50))
+    n = _fft_size(t + response_padding(sr))
     mag = torch.as_tensor(np.asarray(magnitude_fn(n)), dtype=torch.float32, device=x.device)
     shape = x.shape
-    spec = mul_(rfft(x.reshape(-1, t).float(), n), mag)
-    return irfft(spec, n)[..., :t].reshape(shape).to(x.dtype)
+    return fft_filter(x.reshape(-1, t), mag, n=n)[..., :t].reshape(shape).to(x.dtype)
 
 
 def clip(x: torch.Tensor, *, threshold: float = 1.0, mode: str = "hard") -> torch.Tensor:
@@ -289,15 +293,17 @@ def simulate_microphone(
     gain_db: float | torch.Tensor = 0.0,
     noise: torch.Tensor | None = None,
     codec: bool | str = True,
+    response: bool = True,
 ) -> torch.Tensor:
     """Pass ``x`` ``(batch, time)`` or ``(time,)`` through microphone ``mic`` (deterministic).
 
     Order: linear response -> gain -> self-noise (``noise``: unit-RMS noise of ``x``'s shape, scaled
     to ``self_noise_dbfs``; None: no self-noise) -> clipping -> bit depth -> codec (CPU round trip,
-    skipped when ``codec=False``; a codec name forces that codec).
+    skipped when ``codec=False``; a codec name forces that codec). ``response=False`` skips the linear
+    response (already applied, e.g. fused with a room's by ``Compose``).
     """
     p = get_preset(mic)
-    y = apply_magnitude(x, lambda n: p.magnitude(sr=sr, n_fft=n), sr=sr)
+    y = apply_magnitude(x, lambda n: p.magnitude(sr=sr, n_fft=n), sr=sr) if response else x
     if bool((torch.as_tensor(gain_db) != 0).any()):
         y = gain(y, db=gain_db)
     if noise is not None and p.self_noise_dbfs is not None:

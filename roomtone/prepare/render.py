@@ -238,7 +238,7 @@ def render(
                             bar.advance(task)
                         continue
                     s = _seed_for(seed, key)
-                    y = chain(audio, generator=torch.Generator().manual_seed(s))
+                    y = chain(audio, generator=torch.Generator().manual_seed(s), sources=[str(src)])
                     params = chain.last_params[0]
                     stem = rel.with_suffix("").as_posix() + (seg.replace(":", "-") if seg else "")
                     target = out / f"{stem}__sim{k}.wav"

@@ -48,37 +48,54 @@ def _fft_size(n: int) -> int:
     return best
 
 
+def _scipy_path(*tensors: torch.Tensor) -> bool:
+    """CPU tensors without autograd go through scipy.fft/NumPy (faster than torch's CPU FFT and complex
+    multiply here, zero-copy); others (CUDA, autograd) through torch: the same numbers within float error."""
+    return CPU_FAST_PATH and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
+
+
+CPU_FAST_PATH = True  # set False to send CPU tensors through torch.fft too (tests compare both paths)
+
+
 def rfft(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Real FFT of ``x`` ``(..., time)`` zero padded to ``n``. CPU float tensors go through scipy.fft
-    (faster than torch's CPU FFT here, zero-copy), others through torch.fft: same numbers within float error."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad:
+    """Real FFT of ``x`` ``(..., time)`` zero padded (or cropped) to ``n``."""
+    if _scipy_path(x) and x.dtype == torch.float32:
         import scipy.fft
 
-        t = x.shape[-1]
-        # pad here: scipy's own zero padding (n=) is about twice as slow as padding first
-        x = torch.nn.functional.pad(x, (0, n - t)) if n > t else x[..., :n]
-        return torch.from_numpy(scipy.fft.rfft(x.detach().contiguous().numpy(), axis=-1,
-                                               workers=torch.get_num_threads()))
+        return torch.from_numpy(scipy.fft.rfft(x.detach().numpy(), n=n, axis=-1, workers=torch.get_num_threads()))
     return torch.fft.rfft(x, n=n)
 
 
-def irfft(spec: torch.Tensor, n: int) -> torch.Tensor:
-    """Inverse of :func:`rfft` (length ``n``)."""
-    if spec.device.type == "cpu" and spec.dtype == torch.complex64 and not spec.requires_grad:
+def fft_filter(x: torch.Tensor, spec: torch.Tensor, *, n: int, index: list[int] | torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """Circular convolution (size ``n``) of the zero-padded rows of ``x`` ``(batch, time)`` with spectra.
+
+    ``spec``: ``(n // 2 + 1,)`` or ``(1 or batch, n // 2 + 1)`` complex spectra or real magnitudes; with
+    ``index``, row ``index[i]`` of ``spec`` ``(entries, n // 2 + 1)`` filters example ``i`` (a bank's
+    spectra, not gathered into a batch-sized copy; a negative entry leaves that example unfiltered).
+    Returns ``(batch, n)`` float32; with ``n >= time + filter length - 1`` this is the full linear convolution.
+    """
+    if _scipy_path(x, spec) and spec.dtype in (torch.complex64, torch.float32):
+        import numpy as np
         import scipy.fft
 
-        return torch.from_numpy(scipy.fft.irfft(spec.numpy(), n=n, axis=-1, workers=torch.get_num_threads()))
-    return torch.fft.irfft(spec, n=n)
-
-
-def mul_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a *= b`` (broadcasting ``b``), through NumPy for CPU tensors (its complex multiply is faster here)."""
-    if a.device.type == "cpu" and b.device.type == "cpu" and not (a.requires_grad or b.requires_grad):
-        import numpy as np
-
-        np.multiply(a.numpy(), b.numpy(), out=a.numpy())
-        return a
-    return a.mul_(b)
+        workers = torch.get_num_threads()
+        X = scipy.fft.rfft(x.float().numpy(), n=n, axis=-1, workers=workers)
+        s = spec.numpy()
+        if index is None:
+            np.multiply(X, s, out=X)
+        else:  # row by row, in place: no (batch, n // 2 + 1) gather of the bank's spectra
+            for i, k in enumerate(torch.as_tensor(index).tolist()):
+                if k >= 0:
+                    np.multiply(X[i], s[k], out=X[i])
+        return torch.from_numpy(scipy.fft.irfft(X, n=n, axis=-1, overwrite_x=True, workers=workers))
+    X = torch.fft.rfft(x.float(), n=n)
+    if index is not None:  # gather one row per example; a negative index picks an all-pass row
+        rows = spec.reshape(-1, spec.shape[-1])
+        spec = torch.cat([rows, torch.ones_like(rows[:1])])
+        index = torch.as_tensor(index, device=spec.device).long()
+        spec = spec[torch.where(index >= 0, index, spec.shape[0] - 1)]
+    return torch.fft.irfft(X * spec, n=n)
 
 
 def normalize_rir(h: torch.Tensor, shift: torch.Tensor, normalize: str) -> torch.Tensor:
@@ -93,12 +110,12 @@ def normalize_rir(h: torch.Tensor, shift: torch.Tensor, normalize: str) -> torch
     return h
 
 
-def convolve_spectrum(x: torch.Tensor, spec: torch.Tensor, shift: torch.Tensor, *, n: int) -> torch.Tensor:
-    """Core of :func:`convolve_rir` with the RIR spectra ``(batch or 1, n // 2 + 1)`` already computed:
-    FFT convolution of ``x`` ``(batch, time)``, cropped to ``time`` samples starting at ``shift``."""
+def convolve_spectrum(x: torch.Tensor, spec: torch.Tensor, shift: torch.Tensor, *, n: int,
+                      index: list[int] | torch.Tensor | None = None) -> torch.Tensor:
+    """Core of :func:`convolve_rir` with the RIR spectra already computed (``spec``, ``index``: as in
+    :func:`fft_filter`): FFT convolution of ``x`` ``(batch, time)``, cropped to ``time`` samples from ``shift``."""
     b, t = x.shape
-    spec_x = mul_(rfft(x.float(), n), spec)
-    full = irfft(spec_x, n)
+    full = fft_filter(x, spec, n=n, index=index)
     if shift.numel() == 1 or bool((shift == shift[0]).all()):
         s = int(shift[0])
         return full[:, s : s + t]

@@ -1,6 +1,8 @@
 """The randomized-transform protocol shared by every transform in this package.
 
 ``out = t(audio, generator=g)``: ``audio`` is ``(batch, time)`` or ``(time,)`` float at ``t.sr``;
+``sources`` (optional, one file path per example) names each example's own recording, so transforms that
+draw from the user's own data (``AddBabble``) never mix an example with itself;
 ``g`` is a ``torch.Generator`` (CPU or CUDA; if omitted, the transform's own generator seeded with
 ``seed`` is used, never the global RNG). Each example is transformed with probability ``p``;
 the parameters drawn for it are in ``t.last_params`` (one JSON-friendly dict per example, with
@@ -9,6 +11,8 @@ The same code runs on CPU tensors (DataLoader workers) and GPU batches; banks fo
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -42,10 +46,30 @@ def seeds(g: torch.Generator, n: int) -> list[int]:
     return integers(g, n, 2**62)
 
 
+def check_sources(sources, batch: int) -> list:
+    """``sources`` as a list of ``batch`` paths (or Nones); None -> all None."""
+    if sources is None:
+        return [None] * batch
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    sources = [None if s is None else os.fspath(s) for s in sources]
+    if len(sources) != batch:
+        raise ParameterError(f"{len(sources)} sources for a batch of {batch}; give one path per example")
+    return sources
+
+
+def pick(sources: list, index: list[int]) -> list | None:
+    """The sources of the examples ``index`` (None stays None)."""
+    return None if sources is None else [sources[i] for i in index]
+
+
 class Transform:
     """Base class: subclasses implement ``draw_params(x, g) -> list[dict]`` (one per example, all
     examples, always consuming the same random numbers) and ``apply(x, params, lengths) -> x`` on the
-    examples that are applied. ``p`` is decided first, per example."""
+    examples that are applied. ``p`` is decided first, per example. Transforms whose draws depend on the
+    examples' source files set ``uses_sources = True`` and take ``draw_params(x, g, sources)``."""
+
+    uses_sources = False
 
     def __init__(self, *, p: float = 1.0, sr: int | None = None, seed: int = 0):
         if not 0.0 <= float(p) <= 1.0:
@@ -75,11 +99,14 @@ class Transform:
             self._generator = torch.Generator().manual_seed(self.seed)
         return self._generator
 
-    def draw(self, x: torch.Tensor, *, generator: torch.Generator) -> list[dict]:
+    def draw(self, x: torch.Tensor, *, generator: torch.Generator, sources=None) -> list[dict]:
         """Per-example parameters (``applied`` first, then the transform's own draws)."""
         b = x.shape[0]
         applied = uniform(generator, b, 0.0, 1.0)
-        params = self.draw_params(x, generator)
+        if self.uses_sources:
+            params = self.draw_params(x, generator, check_sources(sources, b))
+        else:
+            params = self.draw_params(x, generator)
         return [dict(prm, applied=True) if u < self.p else {"applied": False} for u, prm in zip(applied, params, strict=True)]
 
     def draw_params(self, x: torch.Tensor, g: torch.Generator) -> list[dict]:
@@ -89,10 +116,10 @@ class Transform:
         raise NotImplementedError
 
     def __call__(self, audio: torch.Tensor, *, generator: torch.Generator | None = None,
-                 lengths: torch.Tensor | None = None) -> torch.Tensor:
+                 lengths: torch.Tensor | None = None, sources=None) -> torch.Tensor:
         x, squeeze = as_batch(audio)
         g = generator if generator is not None else self._own_generator()
-        params = self.draw(x, generator=g)
+        params = self.draw(x, generator=g, sources=sources)
         out = self._run(x, params, lengths)
         self.last_params = params
         return out[0] if squeeze else out
@@ -107,14 +134,14 @@ class Transform:
         out = self._run(x, list(params), lengths)
         return out[0] if squeeze else out
 
-    def _run(self, x: torch.Tensor, params: list[dict], lengths: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, params: list[dict], lengths: torch.Tensor | None, **kw) -> torch.Tensor:
         idx = [i for i, prm in enumerate(params) if prm.get("applied", True)]
         if not idx:
             return x
         if len(idx) == x.shape[0]:
-            return self.apply(x, params, lengths)
+            return self.apply(x, params, lengths, **kw)
         sel = torch.tensor(idx, device=x.device)
         sub_len = None if lengths is None else torch.as_tensor(lengths, device=x.device)[sel]
         out = x.clone()
-        out[sel] = self.apply(x[sel], [params[i] for i in idx], sub_len).to(x.dtype)
+        out[sel] = self.apply(x[sel], [params[i] for i in idx], sub_len, **kw).to(x.dtype)
         return out

@@ -12,21 +12,47 @@ class Compose(Transform):
 
     Params per example: ``{"applied": ..., "transforms": [{"name": ..., **params}, ...]}``.
     ``Compose([])`` is the identity (the ``clean`` condition).
+
+    ``fuse=True``: a ``Reverberate`` directly followed by a ``SimulateMicrophone`` shares one FFT pair
+    (see :mod:`.fused`: equal to the sequential result except within a few ms of the clip's end).
+    The same random numbers are drawn either way.
     """
 
-    def __init__(self, transforms, *, p: float = 1.0, seed: int = 0):
+    def __init__(self, transforms, *, p: float = 1.0, fuse: bool = True, seed: int = 0):
         transforms = list(transforms)
         srs = {t.sr for t in transforms if t.sr is not None}
         super().__init__(p=p, sr=srs.pop() if len(srs) == 1 else None, seed=seed)
         self.transforms = transforms
+        self.fuse = bool(fuse)
+
+    def _steps(self):
+        """``(j, fused)`` per step: transform ``j`` alone, or fused with ``j + 1``."""
+        from roomtone.prepare.transforms.fused import fusable
+
+        j, ts = 0, self.transforms
+        while j < len(ts):
+            pair = self.fuse and j + 1 < len(ts) and fusable(ts[j], ts[j + 1])
+            yield j, pair
+            j += 2 if pair else 1
+
+    def _pair(self, j: int, x, params: tuple[list[dict], list[dict]], lengths):
+        """Apply transforms ``j`` and ``j + 1`` with recorded ``params``: fused when possible."""
+        from roomtone.prepare.transforms.fused import room_then_mic
+
+        first, second = self.transforms[j], self.transforms[j + 1]
+        y = room_then_mic(first, second, x, params[0], params[1], lengths)
+        if y is None:
+            y = second._run(first._run(x, params[0], lengths), params[1], lengths)
+        return y
 
     def __repr__(self) -> str:
         return f"Compose([{', '.join(map(repr, self.transforms))}], p={self.p})"
 
-    def __call__(self, audio, *, generator=None, lengths=None):
-        from roomtone.prepare.transforms.base import as_batch, uniform
+    def __call__(self, audio, *, generator=None, lengths=None, sources=None):
+        from roomtone.prepare.transforms.base import as_batch, check_sources, pick, uniform
 
         x, squeeze = as_batch(audio)
+        sources = None if sources is None else check_sources(sources, x.shape[0])
         g = generator if generator is not None else self._own_generator()
         applied = [u < self.p for u in uniform(g, x.shape[0], 0.0, 1.0)]
         steps: list[list[dict]] = []
@@ -38,9 +64,18 @@ class Compose(Transform):
             sub_len = lengths
             if lengths is not None and len(idx) < x.shape[0]:
                 sub_len = torch.as_tensor(lengths)[sel.cpu()]
-            for t in self.transforms:
-                sub = t(sub, generator=g, lengths=sub_len)
-                steps.append(t.last_params)
+            src = pick(sources, idx)
+            for j, pair in self._steps():
+                t = self.transforms[j]
+                if not pair:
+                    sub = t(sub, generator=g, lengths=sub_len, sources=src)
+                    steps.append(t.last_params)
+                    continue
+                nxt = self.transforms[j + 1]
+                drawn = (t.draw(sub, generator=g, sources=src), nxt.draw(sub, generator=g, sources=src))
+                sub = self._pair(j, sub, drawn, sub_len)
+                t.last_params, nxt.last_params = drawn
+                steps += list(drawn)
             if len(idx) < x.shape[0]:
                 out = x.clone()
                 out[sel] = sub
@@ -59,6 +94,10 @@ class Compose(Transform):
         return out[0] if squeeze else out
 
     def apply(self, x, params, lengths):
-        for j, t in enumerate(self.transforms):
-            x = t.replay(x, [p["transforms"][j] for p in params], lengths=lengths)
+        for j, pair in self._steps():
+            step = [p["transforms"][j] for p in params]
+            if pair:
+                x = self._pair(j, x, (step, [p["transforms"][j + 1] for p in params]), lengths)
+            else:
+                x = self.transforms[j].replay(x, step, lengths=lengths)
         return x

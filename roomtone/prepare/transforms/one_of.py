@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from roomtone.errors import ParameterError
-from roomtone.prepare.transforms.base import Transform, as_batch, uniform
+from roomtone.prepare.transforms.base import Transform, as_batch, check_sources, pick, uniform
 
 
 class OneOf(Transform):
@@ -27,8 +27,9 @@ class OneOf(Transform):
         total = sum(w)
         self.cum = [sum(w[: i + 1]) / total for i in range(len(w))]
 
-    def __call__(self, audio, *, generator=None, lengths=None):
+    def __call__(self, audio, *, generator=None, lengths=None, sources=None):
         x, squeeze = as_batch(audio)
+        sources = None if sources is None else check_sources(sources, x.shape[0])
         g = generator if generator is not None else self._own_generator()
         b = x.shape[0]
         applied = [u < self.p for u in uniform(g, b, 0.0, 1.0)]
@@ -42,7 +43,7 @@ class OneOf(Transform):
                 continue
             sel = torch.tensor(idx, device=x.device)
             sub_len = None if lengths is None else torch.as_tensor(lengths)[sel.cpu()]
-            out[sel] = t(x[sel], generator=g, lengths=sub_len).to(x.dtype)
+            out[sel] = t(x[sel], generator=g, lengths=sub_len, sources=pick(sources, idx)).to(x.dtype)
             for i, prm in zip(idx, t.last_params, strict=True):
                 params[i] = {"applied": True, "choice": k, "name": t.name, "params": prm}
         self.last_params = params

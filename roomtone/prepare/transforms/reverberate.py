@@ -65,5 +65,8 @@ class Reverberate(Transform):
         n = _fft_size(x.shape[1] + data.shape[1] - 1)
         spec = self.bank.spectra(n, device=x.device, normalize=self.normalize)
         shift = peaks[idx]
-        spec = rfft(normalize_rir(data[idx], shift, self.normalize), n) if spec is None else spec[idx]
-        return mix_wet(x, convolve_spectrum(x, spec, shift, n=n), wet=wet, lengths=lengths)
+        if spec is None:  # a bank too large to cache its spectra: this batch's RIRs only
+            wet_sig = convolve_spectrum(x, rfft(normalize_rir(data[idx], shift, self.normalize), n), shift, n=n)
+        else:
+            wet_sig = convolve_spectrum(x, spec, shift, n=n, index=idx)
+        return mix_wet(x, wet_sig, wet=wet, lengths=lengths)

@@ -52,12 +52,16 @@ class SimulateMicrophone(Transform):
             out.append(prm)
         return out
 
-    def apply(self, x, params, lengths):
+    def preset(self, name: str) -> MicPreset:
+        """The preset recorded as ``name`` in the params (one of this transform's, or a named preset)."""
+        return self.presets[name] if name in self.presets else get_preset(name)
+
+    def apply(self, x, params, lengths, *, response: bool = True):
         out = torch.empty_like(x)
         t = x.shape[1]
         for name in dict.fromkeys(p["mic"] for p in params):
             sel = [i for i, p in enumerate(params) if p["mic"] == name]
-            pr = self.presets[name] if name in self.presets else get_preset(name)
+            pr = self.preset(name)
             noise = None
             if pr.self_noise_dbfs is not None:
                 noise = torch.stack([colored_noise(length=t, seed=params[i]["noise_seed"]) for i in sel]).to(x.device)
@@ -67,10 +71,12 @@ class SimulateMicrophone(Transform):
                 raise ParameterError(f"examples of mic {name!r} have different codecs {codecs}; replay them separately")
             codec = codecs.pop() or False
             if len(sel) == x.shape[0]:  # one microphone for the whole batch: no gather/scatter
-                out = simulate_microphone(x, sr=self.sr, mic=pr, gain_db=gdb, noise=noise, codec=codec)
+                out = simulate_microphone(x, sr=self.sr, mic=pr, gain_db=gdb, noise=noise, codec=codec,
+                                          response=response)
                 break
             ix = torch.tensor(sel, device=x.device)
-            out[ix] = simulate_microphone(x[ix], sr=self.sr, mic=pr, gain_db=gdb, noise=noise, codec=codec)
+            out[ix] = simulate_microphone(x[ix], sr=self.sr, mic=pr, gain_db=gdb, noise=noise, codec=codec,
+                                          response=response)
         if lengths is not None:
             from roomtone.prepare.noise import valid_mask
 
