@@ -53,7 +53,7 @@ class AugmentConfig:
 
     ``condition``: ``None``/``"clean"`` (off), ``"noise"``, ``"room"``, ``"mic"`` (default: half the
     examples through a simulated phone microphone - on FSDD with held-out speakers it added ~3 points)
-    or ``"all"``.
+    or ``"all"``, or a ``+``-joined combination such as ``"room+mic"``.
     ``noise``/``rooms``: bank folders/CSVs (None = procedural noise / simulated rooms). ``p``: probability
     that an example is transformed.
     """
@@ -137,9 +137,13 @@ class TrainConfig:
             raise ParameterError(f"amp={self.amp!r} must be 'auto', 'on' or 'off'")
         if self.mode not in ("probe", "finetune"):
             raise ParameterError(f"mode={self.mode!r} must be 'probe' or 'finetune'")
-        if self.augment.condition not in (None, "clean", "noise", "room", "mic", "all"):
-            raise ParameterError(f"augment.condition={self.augment.condition!r} must be one of "
-                                 "None, 'clean', 'noise', 'room', 'mic', 'all'")
+        if self.augment.condition is not None:
+            from roomtone.prepare.conditions import condition_parts
+
+            try:
+                condition_parts(self.augment.condition)
+            except ParameterError as exc:
+                raise ParameterError(f"augment.condition: {exc}") from None
         if self.checkpoint_every < 0:
             raise ParameterError(f"checkpoint_every={self.checkpoint_every!r} must be >= 0 (0 = epoch ends only)")
 

@@ -70,8 +70,9 @@ def test_deep_matrix_through_fit_and_evaluate(tmp_path):
     cfg = TrainConfig(model="vgg_tiny", epochs=1, max_steps=1, batch_size=8, clip_seconds=1.0)
     assert with_condition(cfg, "all", "n", None).augment.condition == "all"
     assert with_condition(cfg, "clean", None, None).augment.condition is None
-    with pytest.raises(ParameterError, match="'noise\\+room'"):
-        with_condition(cfg, "noise+room", None, None)
+    assert with_condition(cfg, "noise+room", None, None).augment.condition == "noise+room"
+    with pytest.raises(ParameterError, match="'noise\\+fog'"):
+        with_condition(cfg, "noise+fog", None, None)
     res = deep_matrix(cfg, data_dir=prep, out_dir=tmp_path / "runs", train_conditions=("clean", "noise"),
                       test_conditions=("clean", "noise_0db"))
     assert np.array(res["accuracy"]).shape == (2, 2)

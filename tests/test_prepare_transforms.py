@@ -215,7 +215,7 @@ def test_noise_shorter_than_signal_loops(tmp_path):
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("name", ["clean", "noise", "room", "mic", "all"])
+@pytest.mark.parametrize("name", ["clean", "noise", "room", "mic", "all", "mic+room", "noise+room"])
 def test_make_condition(name, noise_dir, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ROOMTONE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     t = make_condition(name, sr=8000, noise=noise_dir if name == "all" else None, split="test", snr_db=(5, 5))
@@ -229,8 +229,13 @@ def test_make_condition(name, noise_dir, tmp_path_factory, monkeypatch):
         test_names = {f.name for f in __import__("roomtone.prepare.banks", fromlist=["x"]).list_bank_files(
             noise_dir, split="test")}
         assert steps[1]["noise"] in test_names
+    if "+" in name:  # parts applied in the order of 'all' (room, noise, mic), whatever the order written
+        order = {"mic+room": ["Reverberate", "SimulateMicrophone"], "noise+room": ["Reverberate", "AddColoredNoise"]}
+        assert [s["name"] for s in t.last_params[0]["transforms"]] == order[name]
     with pytest.raises(ParameterError, match="condition 'fog'"):
         make_condition("fog", sr=8000)
+    with pytest.raises(ParameterError, match="'noise\\+fog'"):
+        make_condition("noise+fog", sr=8000)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

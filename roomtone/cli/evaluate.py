@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", help="train | valid | test."),
         out: Path = typer.Option(None, "--out", "-o", help="metrics JSON (default RUN_DIR/metrics_<split>.json); "
                                  "the confusion PNG goes next to it."),
-        corrupt: str = typer.Option(None, help="Evaluate under a condition: noise | room | mic | all (test banks)."),
+        corrupt: str = typer.Option(None, help="Evaluate under a condition: noise | room | mic | all, or parts joined by + (room+mic); test banks."),
         noise: Path = typer.Option(None, help="Noise bank folder/CSV for --corrupt (default: procedural noise)."),
         rooms: Path = typer.Option(None, help="RIR bank folder/CSV for --corrupt (default: simulated rooms)."),
         seed: int = typer.Option(0, help="Seed of the corruption draws."),

@@ -24,8 +24,6 @@ from roomtone.errors import ParameterError
 
 TRAIN_CONDITIONS = ("clean", "noise", "room", "mic", "all")
 TEST_CONDITIONS = ("clean", "noise_0db", "noise_5db", "noise_10db", "noise_20db", "room", "mic", "all")
-BASIC = ("clean", "noise", "room", "mic", "all")
-_ORDER = {"room": 0, "noise": 1, "mic": 2}  # as make_condition("all"): reverberate, add noise, then the microphone
 _SNR = re.compile(r"^noise_(-?\d+(?:\.\d+)?)db$")
 
 
@@ -45,18 +43,7 @@ def make_transform(name: str, *, sr: int, split: str, noise=None, rooms=None, se
     if m:
         snr = float(m.group(1))
         return make_condition("noise", sr=sr, noise=noise, rooms=rooms, split=split, snr_db=(snr, snr), seed=seed)
-    parts = name.split("+")
-    bad = [p for p in parts if p not in BASIC or p == "clean"]
-    if bad:
-        raise ParameterError(f"condition {name!r}: unknown part(s) {bad}; allowed: {list(BASIC)}, "
-                             "'noise_<snr>db', or parts joined by '+' (e.g. 'noise+room')")
-    if len(parts) == 1:
-        return make_condition(parts[0], sr=sr, noise=noise, rooms=rooms, split=split, snr_db=snr_db, seed=seed)
-    from roomtone.prepare.transforms import Compose
-
-    parts = sorted(set(parts), key=lambda p: _ORDER.get(p, 9))
-    return Compose([make_condition(p, sr=sr, noise=noise, rooms=rooms, split=split, snr_db=snr_db, seed=seed + i)
-                    for i, p in enumerate(parts)])
+    return make_condition(name, sr=sr, noise=noise, rooms=rooms, split=split, snr_db=snr_db, seed=seed)
 
 
 def corrupt(waves: list[np.ndarray], transform, *, seed: int) -> list[np.ndarray]:
@@ -171,15 +158,11 @@ def deep_matrix(config, *, data_dir: str | os.PathLike, out_dir: str | os.PathLi
 
 def with_condition(config, name: str, noise, rooms):
     """A copy of a ``TrainConfig`` that augments under condition ``name`` (``config.augment``: condition,
-    noise, rooms; the rest of it, e.g. ``p`` and ``snr_db``, is kept).
-
-    Only the basic names of ``make_condition`` are accepted here: a ``+``-joined name is for the baseline backend.
+    noise, rooms; the rest of it, e.g. ``p`` and ``snr_db``, is kept). Any name of ``make_condition``,
+    ``+``-joined combinations included.
     """
     import dataclasses
 
-    if "+" in name:
-        raise ParameterError(f"condition {name!r}: the deep backend trains through config.augment.condition, "
-                             f"which takes one of {list(BASIC)}; use 'all' for noise+room+mic")
     aug = getattr(config, "augment", None)
     if aug is None or not dataclasses.is_dataclass(aug):
         raise ParameterError(f"config of type {type(config).__name__} has no `augment` dataclass; pass set_condition=")

@@ -9,6 +9,8 @@ noise     ``AddNoise`` from ``noise`` (folder/CSV), or ``AddColoredNoise`` when 
 room      ``Reverberate`` with ``rooms`` (folder/CSV, ``"simulated"``, or None = simulated)
 mic       ``SimulateMicrophone(mic)``
 all       ``Compose([room, noise, mic])`` (reverberation first, noise in the room, then the microphone)
+a+b       any ``+``-joined parts among noise/room/mic, applied in the order of ``all``
+          (``noise+room`` = reverberate, then add noise; ``room+mic`` = a room heard by a microphone)
 ========  ==========================================================================
 
 ``split`` picks the bank split: ``train`` for training, ``test`` for evaluation (simulated rooms
@@ -22,6 +24,24 @@ from __future__ import annotations
 from roomtone.errors import ParameterError
 
 CONDITIONS = ("clean", "noise", "room", "mic", "all")
+PARTS = ("room", "noise", "mic")  # the order of "all" and of "+"-joined names
+
+
+def condition_parts(name: str) -> list[str]:
+    """The basic parts of a condition name in application order: ``"mic+room"`` -> ``["room", "mic"]``,
+    ``"all"`` -> ``["room", "noise", "mic"]``, ``"clean"`` -> ``[]``. Unknown names: ParameterError."""
+    name = str(name).strip().lower()
+    if name == "clean":
+        return []
+    if name == "all":
+        return list(PARTS)
+    parts = [p.strip() for p in name.split("+")]
+    bad = [p for p in parts if p not in PARTS]
+    if bad or not parts:
+        what = f"unknown part(s) {bad}" if len(parts) > 1 else "not known"
+        raise ParameterError(f"condition {name!r}: {what}; choose one of {list(CONDITIONS)} or join "
+                             f"{list(PARTS)} with '+' (e.g. 'noise+room')")
+    return sorted(set(parts), key=PARTS.index)
 
 
 def make_condition(
@@ -36,7 +56,8 @@ def make_condition(
     p: float = 1.0,
     seed: int = 0,
 ):
-    """The transform for condition ``name`` in ``{"clean", "noise", "room", "mic", "all"}``.
+    """The transform for condition ``name``: ``clean``, ``noise``, ``room``, ``mic``, ``all`` or a
+    ``+``-joined combination such as ``noise+room`` (applied in the order room, noise, mic).
 
     Args:
         sr: sample rate of the audio it will see (Hz).
@@ -60,15 +81,14 @@ def make_condition(
         SimulateMicrophone,
     )
 
-    if name not in CONDITIONS:
-        raise ParameterError(f"condition {name!r} is not known; choose one of {list(CONDITIONS)}")
+    parts = condition_parts(name)
     if not isinstance(sr, int) or sr <= 0:
         raise ParameterError(f"sr={sr!r} must be a positive integer (Hz)")
     if split not in ("train", "valid", "test"):
         raise ParameterError(f"split={split!r} must be 'train', 'valid' or 'test'")
     split = "train" if split == "valid" else split
     lo, hi = (float(snr_db), float(snr_db)) if isinstance(snr_db, (int, float)) else map(float, snr_db)
-    if name == "clean":
+    if not parts:
         return Compose([], p=p, seed=seed)
 
     def noise_t(pp: float):
@@ -84,10 +104,7 @@ def make_condition(
     def mic_t(pp: float):
         return SimulateMicrophone(mic, sr=sr, p=pp, seed=seed)
 
-    if name == "noise":
-        return noise_t(p)
-    if name == "room":
-        return room_t(p)
-    if name == "mic":
-        return mic_t(p)
-    return Compose([room_t(1.0), noise_t(1.0), mic_t(1.0)], p=p, seed=seed)
+    make = {"room": room_t, "noise": noise_t, "mic": mic_t}
+    if len(parts) == 1:
+        return make[parts[0]](p)
+    return Compose([make[part](1.0) for part in parts], p=p, seed=seed)
