@@ -30,7 +30,7 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
     """Metrics of a trained run on ``split`` of ``data_dir`` (default: the folder it was trained on).
 
     Args:
-        corrupt: None (clean), a ``make_condition`` name (``noise``, ``room+mic``, ``all``...) on the test split of
+        corrupt: None (clean), a ``make_condition`` name (``noise``, ``room+mic``, ``all``...; on the test split of
             the banks ``noise``/``rooms``), or a callable ``t(batch (b, time), generator=g)``.
         seed: seed of the corruption generator (the same seed gives the same corrupted test set).
         out: JSON path; the confusion matrix PNG is written next to it (``<stem>_confusion.png``).
