@@ -52,7 +52,9 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
 
 def _scheduler(optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int):
     if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(total_steps, 2),
+        # torch's OneCycleLR divides by zero for 4 total steps (its warm-up phase would last 0 steps): runs that
+        # short get the schedule of an 8-step run, of which they take the first steps
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(total_steps, 8),
                                                    pct_start=0.25, anneal_strategy="cos",
                                                    div_factor=25.0, final_div_factor=1e3)
     if config.schedule == "cosine":
