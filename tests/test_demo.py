@@ -32,6 +32,14 @@ def test_quick_demo_through_the_cli(tmp_path):
     assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["train_seconds"] > 0
     assert len(summary["labels"]) == 9 and sum(summary["n_examples"].values()) == 9 * 24
     assert str(report) in res.output.replace("\n", "")
+    # the demo report has its own listening examples (original / simulated / heard by the model), and they load
+    html = report.read_text()
+    n_audio = html.count("<audio ")
+    assert n_audio >= 2 * 9 and "feasibility report:" not in html
+    from test_report_browser import check_in_browser
+
+    got, console = check_in_browser(report, tmp_path)
+    assert console == [] and got["audio_ok"] == n_audio and got["images_ok"] == got["images"] > 0, got
 
 
 def test_missing_piece_is_reported_not_skipped(tmp_path):

@@ -87,7 +87,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     a ``robustness.json`` (or its dict) from ``roomtone expect robustness`` to include. ``cnn_config``:
     a ``TrainConfig`` (or YAML path) whose model also gets a learning curve (trains once per fraction;
     runs in ``out_dir/cnn_curve``).
-    Returns the results dict, with ``report`` (the HTML path) and ``seconds``.
+    Returns the results dict, with ``report`` (the HTML path), ``seconds`` and the listening ``examples``
+    (waveforms and log-mels, as passed to :func:`roomtone.expect.report.write_report`).
     """
     from roomtone.expect import baselines, events, learning_curve
     from roomtone.expect.data import load_waveforms, native_sr, read_prepared
@@ -149,7 +150,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     for i in pick_examples(y, waves, per_class=examples_per_class, seed=seed):
         sim = None
         if tf is not None:
-            sim = tf(torch.from_numpy(waves[i]), generator=g).detach().cpu().numpy().reshape(-1)
+            sim = tf(torch.from_numpy(waves[i]), generator=g, sources=[prepared.rows[i].path])
+            sim = sim.detach().cpu().numpy().reshape(-1)
         rec = logmel_to_audio(logmels[i], frontend=fe, length=waves[i].size, generator=g)
         examples.append({"label": prepared.labels[y[i]], "name": prepared.rows[i].path, "sr": sr,
                          "logmel": logmels[i], "original": waves[i], "simulated": sim, "condition": simulate,
@@ -165,4 +167,4 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
                         frontend_settings=settings, notes=notes)
     return {"report": str(path), "seconds": time.perf_counter() - t0, "baseline": base, "events": ev,
             "learning_curve": lc, "cnn_learning_curve": curves[1] if len(curves) > 1 else None, "audit": audit,
-            "robustness": rob}
+            "robustness": rob, "examples": examples}
