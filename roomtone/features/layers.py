@@ -52,7 +52,22 @@ def run_in_cpu_chunks(fn, x: torch.Tensor, lengths: torch.Tensor | None, *, n_ff
     return torch.cat([fn(xc, None) for xc in x.split(step)])
 
 
-class Spectrogram(nn.Module):
+class WaveformLayer(nn.Module):
+    """Base of the layers that take a waveform ``(..., time)``: ``forward(x, lengths=None)`` runs the
+    subclass's ``_forward`` in CPU chunks of bounded memory (see :func:`run_in_cpu_chunks`), and
+    ``frame_lengths`` asks the inner layer named by ``framer`` (the one that frames the audio)."""
+
+    framer = ""
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frame count per example for ``lengths`` valid samples."""
+        return getattr(self, self.framer).frame_lengths(lengths)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
+
+
+class Spectrogram(WaveformLayer):
     """|STFT|**power: ``(..., time) -> (..., 1 + n_fft // 2, frames)``, same numbers as ``librosa.stft``.
 
     Args:
@@ -99,9 +114,6 @@ class Spectrogram(nn.Module):
         """Valid frame count per example for ``lengths`` valid samples."""
         return Fn.frame_lengths(lengths, n_fft=self.n_fft, hop_length=self.hop_length, center=self.center)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
-
     def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         lengths = Fn.check_lengths(lengths, x, axis_size=x.shape[-1], what="samples")
         spec = Fn.stft_power(
@@ -119,7 +131,7 @@ class Spectrogram(nn.Module):
                 f"center={self.center}, pad_mode={self.pad_mode!r}, power={self.power}, stft_impl={self.stft_impl!r}")
 
 
-class MelSpectrogram(nn.Module):
+class MelSpectrogram(WaveformLayer):
     """Mel power spectrogram ``(..., time) -> (..., n_mels, frames)``; equals ``librosa.feature.melspectrogram``.
 
     Only the STFT bins that some mel band uses (``fmin..fmax``) are computed. ``trainable=True`` makes the
@@ -127,6 +139,8 @@ class MelSpectrogram(nn.Module):
     Attributes: ``sr, n_fft, hop_length, win_length, n_mels, fmin, fmax`` (``fmax`` resolved to Hz),
     ``center_freqs`` (Hz, one per band).
     """
+
+    framer = "spectrogram"
 
     def __init__(
         self, sr: int = 22050, n_fft: int = 2048, hop_length: int | None = None, n_mels: int = 128,
@@ -160,11 +174,6 @@ class MelSpectrogram(nn.Module):
     def center(self) -> bool:
         return self.spectrogram.center
 
-    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return self.spectrogram.frame_lengths(lengths)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
 
     def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         out = self.spectrogram._forward(x, lengths)
@@ -237,8 +246,10 @@ class AmplitudeToDB(PowerToDB):
         super().__init__(ref, amin, top_db, compression=compression, gain=gain)
 
 
-class LogMel(nn.Module):
+class LogMel(WaveformLayer):
     """Mel power spectrogram in dB: ``(..., time) -> (..., n_mels, frames)``. Built by :func:`log_mel`."""
+
+    framer = "mel"
 
     def __init__(self, mel: MelSpectrogram, db: PowerToDB) -> None:
         super().__init__()
@@ -251,11 +262,6 @@ class LogMel(nn.Module):
     def center_freqs(self) -> np.ndarray:
         return self.mel.center_freqs
 
-    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return self.mel.frame_lengths(lengths)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
 
     def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         if lengths is None:
@@ -281,11 +287,13 @@ def log_mel(
     return LogMel(mel, PowerToDB(ref=ref, amin=amin, top_db=top_db))
 
 
-class MFCC(nn.Module):
+class MFCC(WaveformLayer):
     """MFCCs ``(..., time) -> (..., n_mfcc, frames)``; equals ``librosa.feature.mfcc`` (DCT of the dB mel
     spectrogram with ``top_db=80``, applied per example). Extra keyword arguments go to
     :class:`MelSpectrogram`. Padded frames (with ``lengths``) are zero.
     """
+
+    framer = "mel"
 
     def __init__(self, sr: int = 22050, n_mfcc: int = 20, n_fft: int = 2048, hop_length: int | None = None,
                  n_mels: int = 128, *, dct_type: int = 2, norm: str | None = "ortho", lifter: float = 0.0,
@@ -304,11 +312,6 @@ class MFCC(nn.Module):
         self.sr, self.n_mfcc, self.n_mels = int(sr), int(n_mfcc), int(n_mels)
         self.n_fft, self.hop_length = self.mel.n_fft, self.mel.hop_length
 
-    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return self.mel.frame_lengths(lengths)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        return run_in_cpu_chunks(self._forward, x, lengths, n_fft=self.n_fft, hop_length=self.hop_length)
 
     def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         if lengths is None:
