@@ -76,6 +76,19 @@ def make_dataset(rows, *, labels, sr, clip_seconds, transform=None, seed=0, cach
     return cls(rows, labels=labels, sr=sr, clip_seconds=clip_seconds, transform=transform, seed=seed)
 
 
+def train_valid_datasets(config, splits: dict, *, labels, sr: int, clip_seconds):
+    """``(train, valid or None, balanced_rows or None)`` for a ``TrainConfig``: the train set augmented
+    with ``config.augment`` on the waveform (train banks), the valid set clean."""
+    from roomtone.train.augment import make_waveform_augment
+
+    wave_aug = make_waveform_augment(config.augment, sr=sr, seed=config.seed)
+    train = make_dataset(splits["train"], labels=labels, sr=sr, clip_seconds=clip_seconds, transform=wave_aug,
+                         seed=config.seed, cache=config.cache_audio)
+    valid = make_dataset(splits["valid"], labels=labels, sr=sr, clip_seconds=clip_seconds,
+                         cache=config.cache_audio) if splits["valid"] else None
+    return train, valid, (splits["train"] if config.balanced else None)
+
+
 def epoch_indices(n: int, *, epoch: int, seed: int, rank: int = 0, world_size: int = 1,
                   balanced_rows: list[ManifestRow] | None = None) -> list[int]:
     """Example order of one epoch for one rank (deterministic in ``seed``, ``epoch``).

@@ -25,7 +25,7 @@ from torch import nn
 from roomtone.config import TrainConfig
 from roomtone.errors import ParameterError
 from roomtone.train.checkpoint import atomic_save, load_checkpoint, write_run_info
-from roomtone.train.data import batches, epoch_indices, load_splits, make_dataset
+from roomtone.train.data import batches, epoch_indices, load_splits, train_valid_datasets
 from roomtone.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from roomtone.train.run import build_model, model_config_of
 
@@ -172,7 +172,7 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
 
 def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, progress: bool, info: DistInfo) -> dict:
     from roomtone.prepare.dataset import collate_padded
-    from roomtone.train.augment import make_spec_augment, make_waveform_augment
+    from roomtone.train.augment import make_spec_augment
 
     last_path, best_path, metrics_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
     if not resume and last_path.exists():
@@ -187,12 +187,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
         model = build_model(model_config)
     sr = int(model.sr)
     clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
-    wave_aug = make_waveform_augment(config.augment, sr=sr, seed=config.seed)
-    train_ds = make_dataset(splits["train"], labels=labels, sr=sr, clip_seconds=clip, transform=wave_aug,
-                            seed=config.seed, cache=config.cache_audio)
-    valid_ds = make_dataset(splits["valid"], labels=labels, sr=sr, clip_seconds=clip, cache=config.cache_audio) \
-        if splits["valid"] else None
-    balanced_rows = splits["train"] if config.balanced else None
+    train_ds, valid_ds, balanced_rows = train_valid_datasets(config, splits, labels=labels, sr=sr, clip_seconds=clip)
 
     def epoch_batches(epoch: int) -> list[list[int]]:
         idx = epoch_indices(len(train_ds), epoch=epoch, seed=config.seed, rank=info.rank,

@@ -322,9 +322,9 @@ def _frozen_at(model, schedule, epoch: int) -> list[nn.Module]:
 
 def _finetune(config, model, *, splits, labels, clip, out_dir, resume, device, progress, name) -> dict:
     from roomtone.prepare.dataset import collate_padded
-    from roomtone.train.augment import make_spec_augment, make_waveform_augment
+    from roomtone.train.augment import make_spec_augment
     from roomtone.train.checkpoint import atomic_save, load_checkpoint
-    from roomtone.train.data import batches, epoch_indices, make_dataset
+    from roomtone.train.data import batches, epoch_indices, train_valid_datasets
     from roomtone.train.loop import _progress, predict_dataset, read_metrics
 
     sr = int(model.sr)
@@ -332,12 +332,7 @@ def _finetune(config, model, *, splits, labels, clip, out_dir, resume, device, p
     if schedule is not None and (any(not isinstance(e, int) or e < 0 for e in schedule) or list(schedule) != sorted(schedule)):
         raise ParameterError(f"unfreeze_schedule={schedule!r} must be non-decreasing epochs >= 0 (stage k from the top "
                              f"unfreezes at epoch schedule[k])")
-    wave_aug = make_waveform_augment(config.augment, sr=sr, seed=config.seed)
-    train_ds = make_dataset(splits["train"], labels=labels, sr=sr, clip_seconds=clip, transform=wave_aug,
-                            seed=config.seed, cache=config.cache_audio)
-    valid_ds = make_dataset(splits["valid"], labels=labels, sr=sr, clip_seconds=clip, cache=config.cache_audio) \
-        if splits["valid"] else None
-    balanced_rows = splits["train"] if config.balanced else None
+    train_ds, valid_ds, balanced_rows = train_valid_datasets(config, splits, labels=labels, sr=sr, clip_seconds=clip)
     head_params = list(model.classifier().parameters())
     head_ids = {id(p) for p in head_params}
     backbone_params = [p for p in model.parameters() if id(p) not in head_ids]
