@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from roomtone.errors import ParameterError
-from roomtone.models.panns import ConvBlock, make_head
+from roomtone.models.panns import ConvBlock, make_head, padded_batch
 from roomtone.models.registry import register_model
 
 SR = 44100
@@ -119,11 +118,7 @@ class Aisfx(nn.Module):
 
         ``spec_transform`` (e.g. SpecAugment with its generator) gets and returns ``(batch, 1, 96, frames)``.
         """
-        if waveform.dim() != 2:
-            raise ParameterError(f"waveform must be (batch, time); got shape {tuple(waveform.shape)}")
-        if waveform.shape[-1] < self.min_samples:
-            waveform = F.pad(waveform, (0, self.min_samples - waveform.shape[-1]))
-        x = self.frontend(waveform)
+        x = self.frontend(padded_batch(waveform, self.min_samples))
         if spec_transform is not None:
             x = spec_transform(x.transpose(1, 2).unsqueeze(1)).squeeze(1).transpose(1, 2)
         return x

@@ -83,6 +83,16 @@ def make_head(kind: str, in_features: int, num_classes: int, hidden: int = 256) 
     return head
 
 
+
+def padded_batch(waveform: torch.Tensor, min_samples: int) -> torch.Tensor:
+    """A ``(batch, time)`` waveform zero padded at the end to at least ``min_samples`` (the network's
+    shortest input); any other shape is a ParameterError."""
+    if waveform.dim() != 2:
+        raise ParameterError(f"waveform must be (batch, time); got shape {tuple(waveform.shape)}")
+    if waveform.shape[-1] < min_samples:
+        waveform = F.pad(waveform, (0, min_samples - waveform.shape[-1]))
+    return waveform
+
 class ConvBlock(nn.Module):
     """Two 3x3 conv + BN + ReLU, then average (PANNs ``ConvBlock``) or max pooling (aiSFX's block).
 
@@ -182,11 +192,7 @@ class PANNs(nn.Module):
 
         ``spec_transform`` (e.g. SpecAugment with its generator) gets and returns ``(batch, 1, 64, frames)``.
         """
-        if waveform.dim() != 2:
-            raise ParameterError(f"waveform must be (batch, time); got shape {tuple(waveform.shape)}")
-        if waveform.shape[-1] < self.min_samples:
-            waveform = F.pad(waveform, (0, self.min_samples - waveform.shape[-1]))
-        x = self.frontend(waveform)  # (batch, mels, frames)
+        x = self.frontend(padded_batch(waveform, self.min_samples))  # (batch, mels, frames)
         x = self.bn0(x.unsqueeze(-1)).squeeze(-1)  # BN over the mel bins: (batch, mels, frames)
         if spec_transform is not None:
             x = spec_transform(x.unsqueeze(1)).squeeze(1)
