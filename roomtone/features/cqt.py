@@ -71,7 +71,8 @@ class CQT(nn.Module):
         fmin: lowest bin (Hz; default C1 = 32.70 Hz). n_bins, bins_per_octave: as in librosa.
         filter_scale: wavelet length multiplier (Q = filter_scale / alpha).
 
-    ``forward(x, lengths=None)``; padding is zeros (librosa's ``pad_mode="constant"``).
+    ``forward(x, lengths=None)``; padding is zeros (librosa's ``pad_mode="constant"``). Exports to ONNX
+    with dynamic batch and time: while exporting, decimation runs as a strided conv1d (no FFT op).
     """
 
     def __init__(self, sr: int = 22050, hop_length: int = 512, fmin: float | None = None, n_bins: int = 84,
@@ -125,15 +126,20 @@ class CQT(nn.Module):
     def _decimate(self, y: torch.Tensor) -> torch.Tensor:
         """Low-pass (Kaiser-windowed sinc) and keep every second sample; ``(N, T) -> (N, ceil(T / 2))``.
 
-        The FIR filter is applied as an exact linear convolution through the FFT (a strided conv1d with a
-        single input channel is an order of magnitude slower on CPU)."""
+        Eager: an exact linear convolution through the FFT (a strided conv1d with a single input channel
+        is an order of magnitude slower on CPU). Exporting/tracing: the same FIR filter as a stride-2
+        ``conv1d`` (no FFT or shape arithmetic outside the graph; equal up to float rounding)."""
+        h = self.dec_kernel[0].to(y.dtype)
+        width, left = h.shape[-1], self.dec_left
+        if Fn.exporting():
+            padded = F.pad(y[:, None, :], (left, width - 1 - left))
+            return F.conv1d(padded, h[None, None, :], stride=2)[:, 0]
         import scipy.fft
 
-        h = self.dec_kernel[0].to(y.dtype)
-        width, t = h.shape[-1], y.shape[-1]
+        t = y.shape[-1]
         n = scipy.fft.next_fast_len(t + width - 1, real=True)
         full = torch.fft.irfft(torch.fft.rfft(y, n=n) * torch.fft.rfft(h.flip(-1), n=n), n=n)
-        start = width - 1 - self.dec_left
+        start = width - 1 - left
         return full[:, start: start + t: 2]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):

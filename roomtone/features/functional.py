@@ -170,13 +170,18 @@ def stft_power(
         return spec.reshape(*shape[:-1], spec.shape[-2], spec.shape[-1])
 
 
+def exporting() -> bool:
+    """True while exporting to ONNX (either exporter) or tracing with ``torch.jit.trace``; layers then
+    take their FFT-free path (False in eager PyTorch and under torch.compile)."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+
+
 def resolve_impl(impl: str) -> str:
     """``"auto"`` is ``"fft"`` in eager PyTorch (and torch.compile) and ``"conv"`` while exporting to ONNX
     (either exporter) or tracing with ``torch.jit.trace``."""
     if impl != "auto":
         return impl
-    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-    return "conv" if exporting else "fft"
+    return "conv" if exporting() else "fft"
 
 
 def mask_frames(spec: torch.Tensor, frame_lengths: torch.Tensor | None, value: float | torch.Tensor = 0.0) -> torch.Tensor:
