@@ -288,3 +288,23 @@ def test_cpu_chunking_gives_the_same_numbers(monkeypatch):
     torch.testing.assert_close(sliced[1][0], whole[1][0], rtol=0, atol=1e-12)
     assert torch.equal(sliced[1][1], whole[1][1])
     torch.testing.assert_close(sliced[2], whole[2], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_mels,n_fft", [(128, 1024), (64, 512), (40, 512), (80, 400)])
+def test_mel_band_blocks_cover_every_weight_and_match_the_dense_product(n_mels, n_fft):
+    """The block-by-block mel product skips only zeros of the filterbank: same numbers as one dense GEMM."""
+    from roomtone.features.layers import MelSpectrogram, band_blocks
+
+    mel = MelSpectrogram(16000, n_fft, n_fft // 4, n_mels=n_mels)
+    fb = mel.fb.numpy()
+    assert mel.blocks and mel.blocks == band_blocks(fb)
+    covered = np.zeros_like(fb, dtype=bool)
+    for a, b, lo, hi in mel.blocks:
+        covered[a:b, lo:hi] = True
+    assert not (fb != 0)[~covered].any() and sum(b - a for a, b, _, _ in mel.blocks) == n_mels
+    x = torch.randn(3, 16000, generator=torch.Generator().manual_seed(0))
+    blocked = mel(x)
+    mel.blocks = ()
+    dense = mel(x)
+    assert torch.allclose(blocked, dense, rtol=1e-5, atol=1e-6 * float(dense.max()))
+    assert band_blocks(np.ones((64, 257))) == ()  # dense weights: no blocks

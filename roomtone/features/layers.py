@@ -131,6 +131,19 @@ class Spectrogram(WaveformLayer):
                 f"center={self.center}, pad_mode={self.pad_mode!r}, power={self.power}, stft_impl={self.stft_impl!r}")
 
 
+def band_blocks(fb: np.ndarray, *, bands: int = 16) -> tuple[tuple[int, int, int, int], ...]:
+    """Blocks ``(first band, end band, first bin, end bin)`` of ``bands`` consecutive filters and the bins
+    they use, when multiplying block by block does at most half the work of the dense ``fb`` product
+    (narrow mel triangles); else ``()``. 16 bands keep each GEMM wide enough to run at full speed."""
+    blocks, work = [], 0
+    for a in range(0, fb.shape[0], bands):
+        used = np.flatnonzero(fb[a : a + bands].any(axis=0))
+        lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+        blocks.append((a, min(a + bands, fb.shape[0]), lo, hi))
+        work += (blocks[-1][1] - a) * (hi - lo)
+    return tuple(blocks) if work <= fb.size / 2 else ()
+
+
 class MelSpectrogram(WaveformLayer):
     """Mel power spectrogram ``(..., time) -> (..., n_mels, frames)``; equals ``librosa.feature.melspectrogram``.
 
@@ -168,6 +181,7 @@ class MelSpectrogram(WaveformLayer):
             self.fb = nn.Parameter(fb_t)
         else:
             self.register_buffer("fb", fb_t)
+        self.blocks = band_blocks(fb[:, bins[0]:bins[1]])
         self.center_freqs = filters.mel_frequencies(n_mels=n_mels + 2, fmin=self.fmin, fmax=self.fmax, htk=htk)[1:-1]
 
     @property
@@ -179,8 +193,14 @@ class MelSpectrogram(WaveformLayer):
         out = self.spectrogram._forward(x, lengths)
         spec, n_frames = out if lengths is not None else (out, None)
         with Fn.float32_context(spec):
-            # (..., frames, bins) @ (bins, n_mels): one GEMM over all frames, then back to (..., n_mels, frames)
-            mel = torch.matmul(spec.transpose(-1, -2), self.fb.to(spec.dtype).T).transpose(-1, -2).contiguous()
+            # (..., frames, bins) @ (bins, n_mels): GEMMs over all frames, then back to (..., n_mels, frames)
+            frames_bins, fb = spec.transpose(-1, -2), self.fb.to(spec.dtype)
+            if self.blocks and not self.trainable and not Fn.exporting():
+                # each block of bands only touches its own range of bins: ~1/6 of the dense GEMM's work
+                mel = torch.cat([frames_bins[..., lo:hi] @ fb[a:b, lo:hi].T for a, b, lo, hi in self.blocks], dim=-1)
+            else:
+                mel = frames_bins @ fb.T
+            mel = mel.transpose(-1, -2).contiguous()
         return mel if n_frames is None else (mel, n_frames)
 
     def extra_repr(self) -> str:
