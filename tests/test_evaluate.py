@@ -64,6 +64,8 @@ def test_evaluate_corrupt_uses_test_banks_and_is_seeded(tone_run, noise_dir):
     b = evaluate(run, data_dir=data, split="test", corrupt="noise", noise=noise_dir, seed=3)
     assert a["confusion_matrix"] == b["confusion_matrix"] and a["corrupt"] == "noise"
     assert clean["corrupt"] is None
+    both = evaluate(run, data_dir=data, split="test", corrupt="mic+noise", noise=noise_dir, seed=3)
+    assert both["corrupt"] == "mic+noise" and sum(map(sum, both["confusion_matrix"])) == sum(map(sum, a["confusion_matrix"]))
 
 
 def test_evaluate_corrupt_callable_changes_predictions(tone_run):

@@ -10,14 +10,20 @@ import torch
 
 from roomtone.errors import DataError, ParameterError
 
-CORRUPTIONS = ("noise", "room", "mic", "all")
+CORRUPTIONS = ("noise", "room", "mic", "all")  # the basic names; "+"-joined combinations work too
 
 
 def make_corruption(name: str, *, sr: int, noise=None, rooms=None, seed: int = 0, snr_db=(0.0, 20.0), mic="phone"):
-    """``make_condition(name, split="test", p=1.0)``: the TEST split of the banks, every example transformed."""
-    if name not in CORRUPTIONS:
-        raise ParameterError(f"corrupt={name!r} must be one of {list(CORRUPTIONS)} (or None for clean)")
-    from roomtone.prepare.conditions import make_condition
+    """``make_condition(name, split="test", p=1.0)``: the TEST split of the banks, every example transformed.
+    ``name``: ``noise``, ``room``, ``mic``, ``all`` or a ``+``-joined combination (``room+mic``)."""
+    from roomtone.prepare.conditions import condition_parts, make_condition
+
+    try:
+        parts = condition_parts(name)
+    except ParameterError as exc:
+        raise ParameterError(f"corrupt={name!r}: {exc} (or None for clean)") from None
+    if not parts:
+        raise ParameterError(f"corrupt={name!r}: pass None for the clean test set")
 
     return make_condition(name, sr=sr, noise=None if noise is None else str(noise),
                           rooms=None if rooms is None else str(rooms), split="test", snr_db=tuple(snr_db),
