@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import load_note
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ROOMTONE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FSDD = DATA / "fsdd" / "recordings"
@@ -175,12 +177,9 @@ def run(*, quick: bool) -> str:
             f"--set augment.noise={NOISE} --set augment.rooms={RIR} --set augment.p={P_AUG}",
             f"roomtone evaluate runs/clean --split test --corrupt all --noise {NOISE} --rooms {RIR} --seed 0",
             "```"]
-    try:
-        load = os.getloadavg()
-        out.append(f"\nLoad average at the end of the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-                   f"(1/5/15 min) on {os.cpu_count()} logical cores (the machine is shared; times are noisy).")
-    except OSError:
-        pass
+    note = load_note(" (the machine is shared; times are noisy)")
+    if note:
+        out.append(note)
     return "\n".join(out) + "\n"
 
 

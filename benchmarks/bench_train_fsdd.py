@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import load_note
+
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("ROOMTONE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "fsdd" / "recordings"
 PATTERN = r"(?P<label>\d)_(?P<group>[a-z]+)_\d+\.wav"
@@ -119,10 +121,7 @@ def run(*, quick: bool) -> str:
             "roomtone evaluate runs/fsdd-si --split test", "```", "",
             "Training seconds = the fit loop's own clock (epochs incl. validation, without process start and data "
             "preparation); fit wall = the whole `fit` call. The machine is shared: see the load note below."]
-    try:
-        load = os.getloadavg()
-        out.append(f"\nLoad average at the end of the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-                   f"(1/5/15 min) on {os.cpu_count()} logical cores.")
-    except OSError:
-        pass
+    note = load_note()
+    if note:
+        out.append(note)
     return "\n".join(out) + "\n"
