@@ -65,14 +65,22 @@ def _measure(fn, repeats: int) -> tuple[float, float]:
 
 
 def _one_thread(fn, repeats: int) -> tuple[float, float]:
-    """The same measurement with ``torch.set_num_threads(1)`` (on a busy shared machine, fewer threads
-    can be faster: every parallel op waits for all its threads to be scheduled)."""
+    """The same measurement with ``torch.set_num_threads(1)``."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         return _measure(fn, repeats)
     finally:
         torch.set_num_threads(before)
+
+
+def _one_blas_thread():
+    """NumPy's BLAS limited to one thread for librosa's per-clip loop: its tiny products gain nothing from
+    threads, and idle BLAS threads spin on the second core for a while after each call, slowing whatever runs
+    next (here: roomtone's multi-threaded run of the same pair)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _signals(n: int, seconds: float, sr: int, seed: int = 0) -> np.ndarray:
@@ -128,8 +136,9 @@ def _log_mel_case(n: int, seconds: float, sr: int, repeats: int) -> tuple[str, d
             rows.append(("roomtone log_mel (batched, 1 torch thread)", *_one_thread(ours, repeats)))
 
     def loop():
-        for clip in x:
-            librosa.power_to_db(librosa.feature.melspectrogram(y=clip, sr=sr, **kw), top_db=80.0)
+        with _one_blas_thread():
+            for clip in x:
+                librosa.power_to_db(librosa.feature.melspectrogram(y=clip, sr=sr, **kw), top_db=80.0)
 
     def batch():
         _per_example_db(librosa.feature.melspectrogram(y=x, sr=sr, **kw))
@@ -204,8 +213,9 @@ def _mfcc_case(n: int, repeats: int) -> str:
             layer(xt)
 
     def loop():
-        for clip in x:
-            librosa.feature.mfcc(y=clip, sr=sr, n_mfcc=20)
+        with _one_blas_thread():
+            for clip in x:
+                librosa.feature.mfcc(y=clip, sr=sr, n_mfcc=20)
 
     def batch():
         mel = librosa.feature.melspectrogram(y=x, sr=sr)
@@ -280,9 +290,10 @@ def run(*, quick: bool) -> str:
         "## Feature layers (`benchmarks/bench_features.py`)",
         "",
         f"CPU, float32 input, inference mode; roomtone measured with torch's default {threads} threads and with 1",
-        "thread (librosa runs single-threaded). This 2-core machine is shared: its speed changes by 2x from one",
-        "minute to the next, so the log-mel targets use paired runs (roomtone and the librosa loop back to",
-        "back, median ratio; see under each table). Targets from the process-stage issue:",
+        "thread (librosa runs single-threaded; its per-clip loop runs with NumPy's BLAS on one thread, whose idle",
+        "threads would otherwise spin on the second core and slow roomtone's next run). The machine is shared and",
+        "its speed changes from minute to minute, so the log-mel targets use paired runs (roomtone and the librosa",
+        "loop back to back, median ratio; see under each table). Targets from the process-stage issue:",
         "",
         f"| target | measured, {threads} threads | met | measured, 1 thread | met |",
         "|---|---:|:---:|---:|:---:|",
