@@ -119,6 +119,16 @@ def test_real_room_bank_train_split(rir_dir):
         bank.filter(rt60=(1.0, 0.5))
     with pytest.raises(DataError, match="no RIR has rt60"):
         bank.filter(rt60=(50.0, 60.0))
+    # Reverberate asks the bank for a target range of measured DRR (and RT60): only those rooms are drawn
+    from roomtone.prepare.transforms import Reverberate
+
+    mid = sorted(bank.drr)[len(bank) // 2]
+    t = Reverberate(bank, sr=16000, min_drr_db=mid)
+    assert 0 < len(t.bank) < len(bank) and all(d >= mid for d in t.bank.drr)
+    t(torch.randn(4, 8000) * 0.1, generator=torch.Generator().manual_seed(0))
+    assert all(p["drr_db"] >= mid for p in t.last_params)
+    with pytest.raises(ParameterError, match="reversed"):
+        Reverberate(bank, sr=16000, min_drr_db=5.0, max_drr_db=-5.0)
 
 
 def test_room_bank_skips_silent_and_errors(tmp_path):

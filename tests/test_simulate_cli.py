@@ -145,3 +145,21 @@ def test_auto_split_uses_test_banks_for_test_rows(tmp_path, fsdd_dir, noise_dir)
     with pytest.raises(ParameterError, match="split='valid'"):
         render(src, tmp_path / "out2", noise=noise_dir, split="valid", progress=False)
     assert not (tmp_path / "out2").exists()
+
+
+def test_cli_rt60_range_selects_rooms(small_input, tmp_path, rir_dir):
+    from typer.testing import CliRunner
+
+    from roomtone.cli.main import build_app
+
+    out = tmp_path / "rt60"
+    res = CliRunner().invoke(build_app(), ["simulate", str(small_input), str(out), "--rooms", str(rir_dir),
+                                           "--rt60", "0:0.6", "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    rows = read_manifest(out)
+    assert len(rows) == 4 and all(0 < float(r.extra["rt60_s"]) <= 0.6 for r in rows)
+    assert json.loads((out / "simulate.json").read_text())["rt60"] == [0.0, 0.6]
+    with pytest.raises(ParameterError, match="give rooms too"):
+        render(small_input, tmp_path / "x", mic="phone", rt60="0:1", progress=False)
+    with pytest.raises(ParameterError, match="--rt60 '2:1' is reversed"):
+        render(small_input, tmp_path / "y", rooms=rir_dir, rt60="2:1", progress=False)

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         noise: str = typer.Option(None, help="Noise folder/CSV (its 'split' rows are used), or 'colored'."),
         snr: str = typer.Option("0:20", help="SNR range in dB, LOW:HIGH (or one number)."),
         rooms: str = typer.Option(None, help="RIR folder/CSV, or 'simulated' (shoebox rooms, cached)."),
+        rt60: str = typer.Option(None, help="Only rooms whose measured RT60 is in LOW:HIGH seconds, e.g. 0.3:0.8."),
         mic: str = typer.Option(None, help="Microphone preset(s): phone, laptop, headset, far-field, voip, telephone "
                                 "(comma-separated: one drawn per copy)."),
         copies: int = typer.Option(1, help="Augmented copies per example."),
@@ -35,4 +36,4 @@ def register(app: typer.Typer) -> None:
         from roomtone.prepare.render import render
 
         render(data, out_dir, noise=noise, snr_db=snr, rooms=rooms, mic=mic, copies=copies, seed=seed, sr=sr,
-               split=split, subtype=subtype, overwrite=overwrite, console=Console(stderr=True))
+               split=split, subtype=subtype, overwrite=overwrite, console=Console(stderr=True), rt60=rt60)

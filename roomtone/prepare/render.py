@@ -34,9 +34,9 @@ def parse_range(text: str | float | tuple, *, name: str = "snr") -> tuple[float,
         try:
             vals = [float(p) for p in parts]
         except ValueError:
-            raise ParameterError(f"--{name} {text!r} must be 'LOW:HIGH' or one number (dB)") from None
+            raise ParameterError(f"--{name} {text!r} must be 'LOW:HIGH' or one number") from None
         if len(vals) not in (1, 2):
-            raise ParameterError(f"--{name} {text!r} must be 'LOW:HIGH' or one number (dB)")
+            raise ParameterError(f"--{name} {text!r} must be 'LOW:HIGH' or one number")
         lo, hi = vals[0], vals[-1]
     if lo > hi:
         raise ParameterError(f"--{name} {text!r} is reversed; give LOW:HIGH with LOW <= HIGH")
@@ -44,9 +44,10 @@ def parse_range(text: str | float | tuple, *, name: str = "snr") -> tuple[float,
 
 
 def build_chain(*, sr: int, noise=None, snr_db=(0.0, 20.0), rooms=None, mic=None, split: str = "train",
-                seed: int = 0):
-    """The transform applied by :func:`render`: ``Reverberate`` (if ``rooms``) -> noise (``noise``: a
-    folder/CSV, or ``"colored"``) -> ``SimulateMicrophone`` (if ``mic``: a preset or comma-separated presets)."""
+                seed: int = 0, rt60=None):
+    """The transform applied by :func:`render`: ``Reverberate`` (if ``rooms``; ``rt60``: ``(low, high)``
+    seconds of measured RT60 to draw from) -> noise (``noise``: a folder/CSV, or ``"colored"``) ->
+    ``SimulateMicrophone`` (if ``mic``: a preset or comma-separated presets)."""
     from roomtone.prepare.transforms import (
         AddColoredNoise,
         AddNoise,
@@ -58,7 +59,8 @@ def build_chain(*, sr: int, noise=None, snr_db=(0.0, 20.0), rooms=None, mic=None
     steps = []
     if rooms is not None:
         kw = {"seed": seed} if rooms == "simulated" else None
-        steps.append(Reverberate(rooms, sr=sr, split=split, bank_kw=kw))
+        lo, hi = (None, None) if rt60 is None else parse_range(rt60, name="rt60")
+        steps.append(Reverberate(rooms, sr=sr, split=split, bank_kw=kw, min_rt60=lo, max_rt60=hi))
     if noise is not None:
         lo, hi = snr_db
         if str(noise) == "colored":
@@ -114,6 +116,7 @@ def render(
     overwrite: bool = False,
     console=None,
     progress: bool = True,
+    rt60=None,
 ) -> Path:
     """Write ``copies`` augmented versions of every example of ``data`` (folder, CSV or prepared dir).
 
@@ -123,6 +126,7 @@ def render(
     ``rt60_s``, ``mic``...). Copies keep their source's ``group`` (the source's path when it has none),
     so a grouped split never puts a copy and its source on different sides.
 
+    ``rt60``: ``(low, high)`` or ``"LOW:HIGH"`` seconds: draw only rooms whose measured RT60 is in range.
     ``split`` picks the noise/room bank split: ``"auto"`` (default) uses the ``test`` banks for rows whose
     split is ``test`` and the ``train`` banks for every other row, so test examples are never corrupted
     with training noises or rooms; ``"train"``/``"test"`` force one bank split for all rows.
@@ -154,6 +158,10 @@ def render(
     settings = {"data": str(data.resolve()), "noise": None if noise is None else str(noise), "snr_db": list(snr_db),
                 "rooms": None if rooms is None else str(rooms), "mic": mic, "copies": copies, "seed": seed, "sr": sr,
                 "split": split, "subtype": subtype, "version": 1}
+    if rt60 is not None:  # only when given, so that runs made before this option still resume
+        if rooms is None:
+            raise ParameterError("rt60 selects rooms: give rooms too")
+        settings["rt60"] = list(parse_range(rt60, name="rt60"))
     manifest = out / "manifest.csv"
     if out.exists() and any(out.iterdir()):
         old = json.loads((out / SETTINGS).read_text()) if (out / SETTINGS).exists() else None
@@ -197,7 +205,7 @@ def render(
         bank_split = split if split != "auto" else ("test" if row_split == "test" else "train")
         if (rate, bank_split) not in chains:
             chains[rate, bank_split] = build_chain(sr=rate, noise=noise, snr_db=snr_db, rooms=rooms, mic=mic,
-                                                   split=bank_split, seed=seed)
+                                                   split=bank_split, seed=seed, rt60=rt60)
         return chains[rate, bank_split]
 
     bar = task = None

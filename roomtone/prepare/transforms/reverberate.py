@@ -29,6 +29,7 @@ class Reverberate(Transform):
         rooms: a :class:`RoomBank`, a folder/CSV of RIRs, or ``"simulated"``.
         sr: the audio's sample rate (must match the bank's).
         min_rt60, max_rt60: keep only bank entries whose measured RT60 (s) is in range (None: all).
+        min_drr_db, max_drr_db: likewise for the measured direct-to-reverberant ratio (dB).
         min_wet, max_wet: wet/dry mix drawn per example (1 = fully reverberant).
         normalize: RIR energy normalisation (see :func:`roomtone.prepare.rooms.convolve_rir`).
 
@@ -36,7 +37,8 @@ class Reverberate(Transform):
     """
 
     def __init__(self, rooms, *, sr: int, p: float = 1.0, split: str | None = "train",
-                 min_rt60: float | None = None, max_rt60: float | None = None, min_wet: float = 1.0,
+                 min_rt60: float | None = None, max_rt60: float | None = None, min_drr_db: float | None = None,
+                 max_drr_db: float | None = None, min_wet: float = 1.0,
                  max_wet: float = 1.0, normalize: str = "energy", seed: int = 0, bank_kw: dict | None = None):
         super().__init__(p=p, sr=sr, seed=seed)
         check_range("wet", min_wet, max_wet, low=0.0, high=1.0)
@@ -45,9 +47,14 @@ class Reverberate(Transform):
         bank = room_bank(rooms, sr=sr, split=split, **(bank_kw or {}))
         if bank.sr != sr:
             raise ParameterError(f"the room bank is at {bank.sr} Hz but sr={sr}; build the bank at sr={sr}")
+        rt60 = drr = None
         if min_rt60 is not None or max_rt60 is not None:
-            bank = bank.filter(rt60=(min_rt60 if min_rt60 is not None else 0.0,
-                                     max_rt60 if max_rt60 is not None else float("inf")))
+            rt60 = (min_rt60 if min_rt60 is not None else 0.0, max_rt60 if max_rt60 is not None else float("inf"))
+        if min_drr_db is not None or max_drr_db is not None:
+            drr = (min_drr_db if min_drr_db is not None else -float("inf"),
+                   max_drr_db if max_drr_db is not None else float("inf"))
+        if rt60 is not None or drr is not None:
+            bank = bank.filter(rt60=rt60, drr=drr)
         self.bank = bank
         self.min_wet, self.max_wet, self.normalize = float(min_wet), float(max_wet), normalize
 
