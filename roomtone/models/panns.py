@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from roomtone.errors import CheckpointError, ParameterError
+from roomtone.features.functional import exporting
 from roomtone.models.registry import register_model
 
 SR = 32000
@@ -86,9 +87,15 @@ def make_head(kind: str, in_features: int, num_classes: int, hidden: int = 256) 
 
 def padded_batch(waveform: torch.Tensor, min_samples: int) -> torch.Tensor:
     """A ``(batch, time)`` waveform zero padded at the end to at least ``min_samples`` (the network's
-    shortest input); any other shape is a ParameterError."""
+    shortest input); any other shape is a ParameterError.
+
+    While exporting, ``time`` is symbolic: the graph always pads by ``max(0, min_samples - time)``
+    (a Python ``if`` would be frozen to the example's branch, and short input would not be padded).
+    """
     if waveform.dim() != 2:
         raise ParameterError(f"waveform must be (batch, time); got shape {tuple(waveform.shape)}")
+    if exporting():
+        return F.pad(waveform, (0, torch.sym_max(min_samples - waveform.shape[-1], 0)))
     if waveform.shape[-1] < min_samples:
         waveform = F.pad(waveform, (0, min_samples - waveform.shape[-1]))
     return waveform
