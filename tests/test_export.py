@@ -58,3 +58,21 @@ def test_export_refuses_mismatch(model, clips, tmp_path):
     with pytest.raises(ExportError, match="differs from torch"):
         export_model(model, format="torchscript", out=tmp_path / "m.ts", check_inputs=clips, atol=-1.0)
     assert not (tmp_path / "m.ts").exists()
+
+
+def test_onnx_takes_input_shorter_than_the_pooling_needs(model, tmp_path):
+    """The dynamo-exported file keeps the model's padding of short input in the graph: 50 ms and even a
+    handful of samples give the torch model's scores (the default checks include a 50 ms chirp)."""
+    import onnxruntime as ort
+
+    rep = export_model(model, format="onnx", out=tmp_path / "m.onnx")
+    pooled = model.min_frames * model.frontend.hop_length
+    assert rep["min_samples"] == 2 and min(rep["checked_lengths"]) < pooled
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    ref_model = ScoresModel(model).eval()
+    for n in (5, 300, pooled - 1, pooled + 1):
+        x = torch.sin(torch.arange(2 * n, dtype=torch.float32).reshape(2, n) * 0.3) * 0.2
+        with torch.no_grad():
+            ref = ref_model(x).numpy()
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)

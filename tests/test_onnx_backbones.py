@@ -75,8 +75,22 @@ def test_export_branch_of_padding_equals_eager(monkeypatch, n):
     x = _inputs(2, n)
     eager = panns.padded_batch(x, 4801)
     assert eager.shape == (2, max(n, 4801))
-    monkeypatch.setattr(panns, "exporting", lambda: True)
+    monkeypatch.setattr(panns, "symbolic_export", lambda: True)
     assert torch.equal(panns.padded_batch(x, 4801), eager)
+
+
+@pytest.mark.parametrize("frames", [3, 16, 40])
+def test_vgg_export_branch_of_padding_equals_eager(monkeypatch, frames):
+    import roomtone.models.vgg as vgg
+    from roomtone.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vgg_tiny", num_classes=3, sr=8000, n_fft=256, hop_length=80).eval()
+    s = torch.randn(2, 1, model.frontend.n_mels, frames)
+    with torch.no_grad():
+        eager = model.forward_spectrogram(s)
+        monkeypatch.setattr(vgg, "symbolic_export", lambda: True)
+        assert torch.equal(model.forward_spectrogram(s), eager)
 
 
 @pytest.mark.slow

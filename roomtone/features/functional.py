@@ -176,6 +176,13 @@ def exporting() -> bool:
     return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
 
 
+def symbolic_export() -> bool:
+    """True while ``torch.export`` captures the graph with symbolic shapes (the dynamo ONNX exporter):
+    choices that depend on the input's length must then be graph ops (``torch.sym_max``), since a Python
+    ``if`` is frozen to the example's branch. False in eager mode, TorchScript and the legacy exporter."""
+    return bool(getattr(torch.compiler, "is_exporting", lambda: False)())
+
+
 def resolve_impl(impl: str) -> str:
     """``"auto"`` is ``"fft"`` in eager PyTorch (and torch.compile) and ``"conv"`` while exporting to ONNX
     (either exporter) or tracing with ``torch.jit.trace``."""

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from roomtone.errors import CheckpointError, ParameterError
-from roomtone.features.functional import exporting
+from roomtone.features.functional import symbolic_export
 from roomtone.models.registry import register_model
 
 SR = 32000
@@ -94,11 +94,12 @@ def padded_batch(waveform: torch.Tensor, min_samples: int) -> torch.Tensor:
     """
     if waveform.dim() != 2:
         raise ParameterError(f"waveform must be (batch, time); got shape {tuple(waveform.shape)}")
-    if exporting():
+    if not torch.jit.is_scripting() and symbolic_export():
         return F.pad(waveform, (0, torch.sym_max(min_samples - waveform.shape[-1], 0)))
     if waveform.shape[-1] < min_samples:
         waveform = F.pad(waveform, (0, min_samples - waveform.shape[-1]))
     return waveform
+
 
 class ConvBlock(nn.Module):
     """Two 3x3 conv + BN + ReLU, then average (PANNs ``ConvBlock``) or max pooling (aiSFX's block).

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from roomtone.errors import ParameterError
+from roomtone.features.functional import symbolic_export
 from roomtone.models.heads import HEADS, create_head
 from roomtone.models.registry import register_model
 
@@ -127,7 +128,10 @@ class VGG(nn.Module):
     def forward_spectrogram(self, s: torch.Tensor) -> torch.Tensor:
         """Spectrogram ``(batch, 1, n_mels, frames)`` -> feature map ``(batch, C, freq', frames')``."""
         frames = s.shape[-1]
-        if frames < self.min_frames:  # too short for the pooling: pad with the smallest value
+        if not torch.jit.is_scripting() and symbolic_export():  # symbolic length: always pad by max(0, ...)
+            pad = s.amin(dim=(-2, -1), keepdim=True).expand(*s.shape[:-1], torch.sym_max(self.min_frames - frames, 0))
+            s = torch.cat([s, pad], dim=-1)  # (a Python `if` would freeze to the example's branch)
+        elif frames < self.min_frames:  # too short for the pooling: pad with the smallest value
             pad = s.amin(dim=(-2, -1), keepdim=True).expand(*s.shape[:-1], self.min_frames - frames)
             s = torch.cat([s, pad], dim=-1)
         return self.features(s)

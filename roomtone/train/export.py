@@ -34,7 +34,7 @@ class ScoresModel(nn.Module):
 def _check_inputs(check_inputs, *, sr: int, min_samples: int) -> list[torch.Tensor]:
     if check_inputs is None:  # deterministic chirps of several lengths
         out = []
-        for seconds in (0.5, 1.0, 1.7):
+        for seconds in (0.05, 0.5, 1.0, 1.7):
             n = max(min_samples, int(seconds * sr))
             t = torch.arange(n, dtype=torch.float64) / sr
             out.append((0.3 * torch.sin(2 * np.pi * (200 + 800 * t) * t)).float())
@@ -64,8 +64,12 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
 
     Args:
         run_dir_or_model: a run directory (``out`` defaults to ``RUN/model.onnx`` / ``RUN/model.ts``), or a model.
-        check_inputs: waveforms (1-D, at the model's rate) to compare on; default: chirps of 0.5/1/1.7 s.
+        check_inputs: waveforms (1-D, at the model's rate) to compare on; default: chirps of 0.05/0.5/1/1.7 s
+            (none shorter than ``min_samples``).
         atol: largest allowed absolute difference of the scores.
+
+    ``min_samples`` in the report is the shortest input the file takes: 2 for the dynamo ONNX exporter (the
+    model's padding of short input stays in the graph), else the length the network's pooling needs.
     Raises:
         ExportError: the export failed or the exported model does not match the torch model.
     """
@@ -86,17 +90,22 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ScoresModel(model).eval()
     sr = wrapper.sr
-    hop = int(getattr(model.frontend, "hop_length", 1))
-    min_samples = int(getattr(model, "min_frames", 1)) * hop
-    inputs = _check_inputs(check_inputs, sr=sr, min_samples=min_samples)
+    # the shortest input the networks handle by themselves (shorter input is padded by the model); files
+    # from the dynamo ONNX exporter keep that padding in the graph and take any input of 2 samples or more
+    pooled = max(2, int(getattr(model, "min_samples", 0)),
+                 int(getattr(model, "min_frames", 1)) * int(getattr(model.frontend, "hop_length", 1)))
+    min_samples = pooled
+    inputs = _check_inputs(check_inputs, sr=sr, min_samples=pooled)
     # batch 2 in the example: torch.export specialises a dimension of size 1
-    n = max(int(sr), min_samples)
-    row = inputs[0].repeat(n // inputs[0].shape[0] + 1)[:n]
+    n = max(int(sr), pooled)
+    row = inputs[-1].repeat(n // inputs[-1].shape[0] + 1)[:n]
     example = torch.stack([row, row.flip(0)])
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if format == "onnx":
-            _export_onnx(wrapper, example, tmp, opset=opset, min_samples=min_samples)
+            if _export_onnx(wrapper, example, tmp, opset=opset) == "dynamo":
+                min_samples = 2
+                inputs = _check_inputs(check_inputs, sr=sr, min_samples=min_samples)  # 50 ms: padded in the graph
             run = _ort_runner(tmp)
         else:
             scripted = _export_torchscript(wrapper, example, inputs, atol)
@@ -123,7 +132,9 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
     return report
 
 
-def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset: int, min_samples: int) -> None:
+def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset: int) -> str:
+    """Write ``path``; returns the exporter that worked: ``"dynamo"`` (symbolic batch and time, from 2
+    samples up) or ``"legacy"`` (the TorchScript-based exporter, traced on ``example``)."""
     try:
         import onnx  # noqa: F401
     except ImportError as exc:
@@ -135,15 +146,17 @@ def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            batch, time = torch.export.Dim("batch", min=1), torch.export.Dim("time", min=max(2, min_samples))
+            batch, time = torch.export.Dim("batch", min=1), torch.export.Dim("time", min=2)
             prog = torch.onnx.export(wrapper, (example,), dynamo=True, input_names=["waveform"],
                                      output_names=["scores"], dynamic_shapes={"waveform": {0: batch, 1: time}},
                                      opset_version=opset, verbose=False)
             prog.save(str(path))
+            return "dynamo"
         except Exception:  # noqa: BLE001 - fall back to the TorchScript-based exporter
             torch.onnx.export(wrapper, (example,), str(path), dynamo=False, input_names=["waveform"],
                               output_names=["scores"], opset_version=max(17, min(opset, 18)),
                               dynamic_axes={"waveform": {0: "batch", 1: "time"}, "scores": {0: "batch"}})
+            return "legacy"
         finally:
             for lg, lv in zip(quiet, levels, strict=True):
                 lg.setLevel(lv)
