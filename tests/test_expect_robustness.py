@@ -19,6 +19,9 @@ def test_summarise_drops_and_ratio():
                    robust="noise")
     assert s2["ratio"] == pytest.approx(0.5) and s2["passes_half"]
     assert "ratio" not in summarise(acc[:, :1], train_conditions=["clean", "noise", "x"], test_conditions=["clean"])
+    # one model (the demo's): its drop, but no ratio against itself
+    one = summarise(acc[2:], train_conditions=["all"], test_conditions=["clean", "all"], reference="all")
+    assert one["drop"] == pytest.approx({"all": 0.1}) and "ratio" not in one
 
 
 def test_condition_names():

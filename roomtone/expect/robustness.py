@@ -69,7 +69,8 @@ def summarise(accuracy: np.ndarray, *, train_conditions, test_conditions, robust
     Drop of a model = accuracy of the ``reference``-trained model on the clean test minus this model's
     accuracy on ``worst`` (the same yardstick for every row); ``drop_own`` uses the model's own clean
     accuracy instead. ``ratio`` = drop(robust) / drop(reference); <= 0.5 means augmentation halved the loss.
-    ``worst`` defaults to ``all`` when tested, else the last test condition.
+    ``worst`` defaults to ``all`` when tested, else the last test condition. With a single model (robust ==
+    reference) there is no ratio: only its drops.
     """
     acc = np.asarray(accuracy, dtype=np.float64)
     train_conditions, test_conditions = list(train_conditions), list(test_conditions)
@@ -81,7 +82,7 @@ def summarise(accuracy: np.ndarray, *, train_conditions, test_conditions, robust
         out["drop"] = {t: float(base - acc[i, w]) for i, t in enumerate(train_conditions)}
         out["drop_own"] = {t: float(acc[i, c] - acc[i, w]) for i, t in enumerate(train_conditions)}
         robust = robust or ("noise+room" if "noise+room" in train_conditions else train_conditions[-1])
-        if robust in train_conditions and out["drop"][reference] > 0:
+        if robust in train_conditions and robust != reference and out["drop"][reference] > 0:
             out["robust"], out["reference"], out["worst"] = robust, reference, worst
             out["ratio"] = out["drop"][robust] / out["drop"][reference]
             out["ratio_own"] = (out["drop_own"][robust] / out["drop_own"][reference]
