@@ -92,3 +92,20 @@ def test_errors():
         frame_energy_db(np.zeros(100), sr=8000, hop_s=0.0)
     with pytest.raises(ParameterError, match="at least one clip"):
         analyse_events([], np.array([]), labels=["a"], sr=8000)
+
+
+def test_impulsive_clip_keeps_its_short_events_and_blips_beside_long_events_go():
+    """Clicks of 2 ms, 0.3 s apart: each is an event (not 'no events'); next to a 0.5 s tone, one such
+    click is a blip and does not count."""
+    sr = 8000
+    rng = np.random.default_rng(0)
+    clicks = 0.001 * rng.standard_normal(sr)
+    for a in (0.1, 0.4, 0.7):
+        clicks[int(a * sr):int(a * sr) + 16] += 0.5
+    ev = clip_events(clicks.astype(np.float32), sr=sr)
+    assert len(ev["durations"]) == 3 and all(d < 0.02 for d in ev["durations"])
+    tone = 0.001 * rng.standard_normal(sr)
+    tone[2000:6000] += 0.3 * np.sin(2 * np.pi * 440 * np.arange(4000) / sr)
+    tone[7000:7016] += 0.5
+    ev = clip_events(tone.astype(np.float32), sr=sr)
+    assert len(ev["durations"]) == 1 and ev["durations"][0] == pytest.approx(0.5, abs=0.02)

@@ -66,7 +66,8 @@ def clip_events(wave: np.ndarray, *, sr: int, hop_s: float = 0.005, win_s: float
                 min_event_s: float = 0.02, **kw) -> dict:
     """Events of one clip: ``{"durations": [s, ...], "active_fraction": float, "clip_s": float}``.
 
-    A run of ``n`` active frames lasts ``n * hop_s - (win_s - hop_s)`` seconds (the window's smear removed).
+    A run of ``n`` active frames lasts ``n * hop_s - (win_s - hop_s)`` seconds (the window's smear removed),
+    at least ``hop_s``. Runs under ``min_event_s`` count only in clips that have no longer run.
     """
     clip_s = len(wave) / sr
     if len(wave) == 0:
@@ -74,8 +75,10 @@ def clip_events(wave: np.ndarray, *, sr: int, hop_s: float = 0.005, win_s: float
     mask = active_mask(frame_energy_db(wave, sr=sr, hop_s=hop_s, win_s=win_s), hop_s=hop_s, **kw)
     if mask.all():
         return {"durations": [clip_s], "active_fraction": 1.0, "clip_s": clip_s}
-    durs = [max(hop_s, (b - a) * hop_s - (win_s - hop_s)) for a, b in runs(mask)]
-    durs = [min(d, clip_s) for d in durs if d >= min_event_s]
+    durs = [min(clip_s, max(hop_s, (b - a) * hop_s - (win_s - hop_s))) for a, b in runs(mask)]
+    # runs shorter than min_event_s are blips beside longer events; a clip of nothing but short runs is
+    # impulsive (clicks, knocks): those are its events
+    durs = [d for d in durs if d >= min_event_s] or durs
     return {"durations": durs, "active_fraction": float(min(1.0, sum(durs) / clip_s)), "clip_s": clip_s}
 
 
