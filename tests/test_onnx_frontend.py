@@ -44,16 +44,21 @@ def _inputs(batch, n):
     return torch.from_numpy(y.astype(np.float32))
 
 
+def _export_fft_free(model, path, *, example_len: int, min_time: int, outputs: list[str]):
+    """Dynamo export with dynamic batch and time; the graph must have no STFT/DFT op. Returns an ORT session."""
+    batch, time = torch.export.Dim("batch"), torch.export.Dim("time", min=min_time)
+    torch.onnx.export(model, (_inputs(2, example_len),), str(path), input_names=["audio"], output_names=outputs,
+                      dynamic_shapes={"x": {0: batch, 1: time}})
+    op_types = {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
+    assert not op_types & {"STFT", "DFT"}
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
 @pytest.mark.slow
 def test_log_mel_net_exports_with_dynamic_batch_and_time(tmp_path):
     model = _Net().eval()
-    path = tmp_path / "net.onnx"
-    batch, time = torch.export.Dim("batch"), torch.export.Dim("time", min=1024)
-    torch.onnx.export(model, (_inputs(2, 22050),), str(path), input_names=["audio"],
-                      output_names=["logmel", "logits"], dynamic_shapes={"x": {0: batch, 1: time}})
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    op_types = {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
-    assert "STFT" not in op_types and "DFT" not in op_types
+    session = _export_fft_free(model, tmp_path / "net.onnx", example_len=22050, min_time=1024,
+                               outputs=["logmel", "logits"])
     for b in (1, 8):
         for n in (22050, 33333):
             x = _inputs(b, n)
@@ -101,13 +106,8 @@ def _db_re_peak(mag, peak):
 @pytest.mark.slow
 def test_cqt_net_exports_with_dynamic_batch_and_time(tmp_path):
     model = _CqtNet().eval()
-    path = tmp_path / "cqt.onnx"
-    batch, time = torch.export.Dim("batch"), torch.export.Dim("time", min=4096)
-    torch.onnx.export(model, (_inputs(2, 16000),), str(path), input_names=["audio"],
-                      output_names=["cqt", "logits"], dynamic_shapes={"x": {0: batch, 1: time}})
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    op_types = {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
-    assert not op_types & {"STFT", "DFT"}
+    session = _export_fft_free(model, tmp_path / "cqt.onnx", example_len=16000, min_time=4096,
+                               outputs=["cqt", "logits"])
     for b, n in ((1, 16000), (8, 23457)):
         x = _inputs(b, n)
         cqt, logits = session.run(None, {"audio": x.numpy()})
