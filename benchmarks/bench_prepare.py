@@ -72,8 +72,8 @@ def run(*, quick: bool) -> str:
     try:
         res["cache cold, 1 process"] = _timed(lambda: cache_features(rows, tmp / "a", sr=SR, workers=1, **PARAMS))
         res["cache cold, 2 workers"] = _timed(lambda: cache_features(rows, tmp / "b", sr=SR, workers=2, **PARAMS))
-        res["cache warm rerun (all reused)"] = _timed(lambda: cache_features(rows, tmp / "a", sr=SR, workers=1,
-                                                                              **PARAMS))
+        res["cache warm rerun (all reused)"] = min(  # idempotent: best of 3
+            _timed(lambda: cache_features(rows, tmp / "a", sr=SR, workers=1, **PARAMS)) for _ in range(3))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     peer = res["librosa log-mel loop (no writes)"]

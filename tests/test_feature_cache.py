@@ -163,6 +163,30 @@ def test_feature_dataset_matches_librosa_and_collates(rows, tmp_path):
         FeatureDataset(rows[:6], labels=["c0", "c1", "c2"], cache_dir=rep["cache_dir"])
 
 
+def test_damaged_shard_of_the_right_size_is_caught(rows, tmp_path):
+    """Bytes flipped inside a shard (its size and header intact): FeatureDataset refuses the entry with a
+    clear DataError, and a rerun of the cache recomputes that shard to the original bytes."""
+    rep = cache_features(rows[:16], tmp_path, sr=SR, n_mels=32, shard_size=8)
+    cdir = Path(rep["cache_dir"])
+    ref = _arrays(cdir)
+    idx = read_cache_index(cdir)
+    shard, off, shape, crc = next(iter(idx["entries"].values()))
+    mm = np.load(cdir / shard, mmap_mode="r+")
+    mm[off + 3] += 1.0  # one value of one entry
+    mm.flush()
+    del mm
+    assert npy_is_complete(cdir / shard)[0]  # nothing a size check would see
+    ds = FeatureDataset(rows[:16], labels=["c0", "c1", "c2"], cache_dir=cdir)
+    damaged = [i for i, e in enumerate(ds.entries) if list(e) == [shard, off, shape, crc]]
+    assert len(damaged) == 1
+    ds[(damaged[0] + 1) % 16]  # an intact entry reads fine
+    with pytest.raises(DataError, match="damaged"):
+        ds[damaged[0]]
+    again = cache_features(rows[:16], tmp_path, sr=SR, n_mels=32, shard_size=8)
+    assert (again["recomputed_invalid"], again["computed"], again["reused"]) == (8, 8, 8)
+    assert _arrays(cdir) == ref
+
+
 def test_bad_file_is_reported_not_fatal(rows, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all" * 10)

@@ -5,8 +5,9 @@ Layout (``cache_root`` defaults to ``PREPARED_DIR/features``)::
     cache_root/<preset>-<config hash[:16]>/
         config.json          the exact feature config (preset, parameters, sr, clip_seconds, buffers' hash)
         shards/<id>.npy      float32, 1-D: the entries of one shard, flattened one after the other
-        shards/<id>.json     the shard's table: entry key -> [offset, shape]; written after the .npy
-        index.json           row key (path|start|end) -> [shard, offset, shape]; written when a run completes
+        shards/<id>.json     the shard's table: size, CRC-32 of the whole array, entry key -> [offset, shape,
+                             crc32]; written after the .npy
+        index.json           row key (path|start|end) -> [shard, offset, shape, crc32]; written when a run completes
 
 An entry (the features of one row, ``(freq, frames)`` float32) is a view into its memory-mapped shard.
 Entries are packed into shards of ``shard_size`` because creating one file per entry cost more than
@@ -22,8 +23,9 @@ Safety rules:
   parameter gives another folder and other keys: a stale entry can never be read.
 - **Atomic writes**: shard arrays and tables are written to temporary names and renamed into place;
   the table last, so a shard counts only once both are complete. A shard whose ``.npy`` size disagrees
-  with its header or its table (half-written by a crash, a full disk, a foreign copy) is detected,
-  deleted and recomputed; temporaries of dead runs are removed.
+  with its header or its table (half-written by a crash, a full disk, a foreign copy), or whose bytes
+  no longer match an entry's CRC-32 (a damaged disk or copy), is detected, deleted and recomputed;
+  temporaries of dead runs are removed. ``FeatureDataset`` checks each entry's CRC on its first read.
 - **Resume**: the rows are cut into shards in manifest order (``shard_size`` unique entries each)
   independently of what is already cached, so a rerun after an interruption recomputes exactly the
   missing shards with the same composition and the same batch, and every array is byte-identical to
@@ -35,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
 
 from roomtone.errors import DataError, ParameterError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: every entry carries the CRC-32 of its bytes
 PRESETS = ("log-mel", "mel", "mfcc", "spectrogram")
 _DEFAULTS = {
     "log-mel": dict(n_fft=1024, hop_length=None, n_mels=64, fmin=0.0, fmax=None, top_db=80.0),
@@ -196,8 +199,14 @@ def _remove_stale_temporaries(folder: Path) -> int:
     return n
 
 
+def entry_crc(arr: np.ndarray) -> int:
+    """CRC-32 of an entry's float32 bytes."""
+    return zlib.crc32(np.ascontiguousarray(arr, dtype=np.float32).data)
+
+
 def read_shard_table(shards: Path, shard_id: str) -> dict | None:
-    """The table ``{key: [offset, shape]}`` of a complete, consistent shard, else None."""
+    """The table ``{key: [offset, shape, crc32]}`` of a complete, consistent shard whose bytes still match
+    the CRC-32 recorded for the whole shard, else None."""
     table_path, array_path = shards / f"{shard_id}.json", shards / f"{shard_id}.npy"
     try:
         table = json.loads(table_path.read_text(encoding="utf-8"))
@@ -205,6 +214,8 @@ def read_shard_table(shards: Path, shard_id: str) -> dict | None:
         return None
     ok, shape = npy_is_complete(array_path)
     if not ok or shape != (table.get("size"),):
+        return None
+    if entry_crc(np.load(array_path, mmap_mode="r")) != table.get("crc32"):  # one pass over the whole shard
         return None
     return table["entries"]
 
@@ -325,13 +336,14 @@ def _work_shard(task):
     for k, f in zip(keys, feats, strict=True):
         if f is None:
             continue
-        table[k] = [offset, list(f.shape)]
+        table[k] = [offset, list(f.shape), entry_crc(f)]
         parts.append(f.reshape(-1))
         offset += f.size
     if table:
         shards = Path(shards_dir)
-        _atomic_save(shards / f"{shard_id}.npy", np.concatenate(parts) if parts else np.zeros(0, np.float32))
-        _atomic_text(shards / f"{shard_id}.json", json.dumps({"size": offset, "entries": table}))
+        data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        _atomic_save(shards / f"{shard_id}.npy", data)
+        _atomic_text(shards / f"{shard_id}.json", json.dumps({"size": offset, "crc32": entry_crc(data), "entries": table}))
     return shard_id, table, failed, len(items)
 
 
@@ -428,8 +440,8 @@ def cache_features(
             table_path.unlink(missing_ok=True)
             (shards / f"{sid}.npy").unlink(missing_ok=True)
             continue
-        for k, (off, shape) in table.items():
-            known[k] = (f"shards/{sid}.npy", off, shape)
+        for k, (off, shape, crc) in table.items():
+            known[k] = (f"shards/{sid}.npy", off, shape, crc)
     for orphan in shards.glob("*.npy"):  # array without a table: its run died between the two renames
         if not (shards / f"{orphan.stem}.json").exists():
             orphan.unlink(missing_ok=True)
@@ -453,8 +465,8 @@ def cache_features(
     def _done(res):
         nonlocal computed
         sid, table, bad, n = res
-        for k, (off, shape) in table.items():
-            known[k] = (f"shards/{sid}.npy", off, shape)
+        for k, (off, shape, crc) in table.items():
+            known[k] = (f"shards/{sid}.npy", off, shape, crc)
         computed += len(table)
         failed.extend(bad)
         if progress:
@@ -480,17 +492,21 @@ def cache_features(
     return report
 
 
-def entry_array(cache_dir: str | os.PathLike, entry, *, mmaps: dict | None = None) -> np.ndarray:
-    """The array of an index entry ``[shard, offset, shape]``: a read-only view into the memory-mapped
-    shard (``mmaps`` caches the opened shards)."""
-    shard, off, shape = entry
+def entry_array(cache_dir: str | os.PathLike, entry, *, mmaps: dict | None = None, verify: bool = False) -> np.ndarray:
+    """The array of an index entry ``[shard, offset, shape, crc32]``: a read-only view into the memory-mapped
+    shard (``mmaps`` caches the opened shards). ``verify``: check the CRC-32 (DataError when damaged)."""
+    shard, off, shape = entry[:3]
     mm = None if mmaps is None else mmaps.get(shard)
     if mm is None:
         mm = np.load(Path(cache_dir) / shard, mmap_mode="r")
         if mmaps is not None:
             mmaps[shard] = mm
     n = int(np.prod(shape, dtype=np.int64))
-    return mm[off:off + n].reshape(shape)
+    arr = mm[off:off + n].reshape(shape)
+    if verify and len(entry) > 3 and entry_crc(arr) != entry[3]:
+        raise DataError(f"{Path(cache_dir) / shard}: the entry at offset {off} is damaged (CRC-32 mismatch); "
+                        "run `roomtone features cache` again: it recomputes damaged shards")
+    return arr
 
 
 def read_cache_index(cache_dir: str | os.PathLike) -> dict:

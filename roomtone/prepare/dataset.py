@@ -183,7 +183,9 @@ class FeatureDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         from roomtone.features.cache import entry_array
 
-        arr = entry_array(self.cache_dir, self.entries[index], mmaps=self._mmaps)
+        verified = self.__dict__.setdefault("_verified", set())  # each entry's CRC is checked on its first read
+        arr = entry_array(self.cache_dir, self.entries[index], mmaps=self._mmaps, verify=index not in verified)
+        verified.add(index)
         return torch.from_numpy(np.array(arr, dtype=np.float32)), self.targets[index]
 
 
