@@ -37,3 +37,9 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert len(records) == 1 and records[0]["step"] == 3  # written once (rank 0), not once per rank
     assert (out / "best.pt").exists()
     assert not list(out.glob(".*.tmp"))
+    # each rank validated half of the valid set; the summed metrics equal one process over all of it
+    from roomtone.train import evaluate
+
+    full = evaluate(out, data_dir=data, split="valid", checkpoint="last")
+    assert records[0]["valid_accuracy"] == pytest.approx(full["accuracy"])
+    assert records[0]["valid_macro_f1"] == pytest.approx(full["macro_f1"])

@@ -105,13 +105,25 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int = 64, device=N
     return torch.cat(outs).numpy(), torch.cat(ys).numpy()
 
 
-def _validate(model, dataset, *, batch_size, device, labels) -> dict:
-    from roomtone.train.metrics import classification_metrics
+def _validate(model, dataset, *, batch_size, device, labels, info: DistInfo | None = None) -> dict:
+    """Validation metrics. Under DDP each rank predicts its share (every world_size-th example) and the
+    loss sum and confusion matrix are summed over ranks: the same numbers as one process over all of it."""
+    from roomtone.train.metrics import confusion_matrix, metrics_from_confusion
 
-    logits, y = predict_dataset(model, dataset, batch_size=batch_size, device=device)
-    loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
-    m = classification_metrics(y, logits.argmax(1), labels=labels)
-    return {"valid_loss": loss, "valid_accuracy": m["accuracy"], "valid_macro_f1": m["macro_f1"]}
+    if info is not None and info.enabled:
+        dataset = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
+    if len(dataset):
+        logits, y = predict_dataset(model, dataset, batch_size=batch_size, device=device)
+        loss_sum = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y), reduction="sum"))
+        cm = confusion_matrix(y, logits.argmax(1), num_classes=len(labels))
+    else:  # a rank with no share of a tiny validation set
+        loss_sum, cm = 0.0, np.zeros((len(labels), len(labels)), dtype=np.int64)
+    if info is not None:
+        total = all_reduce_sum([loss_sum, *cm.reshape(-1).tolist()], info, device)
+        loss_sum, cm = total[0], np.rint(np.array(total[1:])).astype(np.int64).reshape(cm.shape)
+    m = metrics_from_confusion(cm, labels=labels)
+    n = int(cm.sum())
+    return {"valid_loss": loss_sum / max(n, 1), "valid_accuracy": m["accuracy"], "valid_macro_f1": m["macro_f1"]}
 
 
 def _improved(value: float, best: float | None, monitor: str) -> bool:
@@ -295,7 +307,8 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                       "train_loss": loss_sum / max(count, 1), "train_accuracy": correct / max(count, 1),
                       "lr": optimizer.param_groups[0]["lr"]}
             if valid_ds is not None:
-                record.update(_validate(model, valid_ds, batch_size=2 * config.batch_size, device=device, labels=labels))
+                record.update(_validate(model, valid_ds, batch_size=2 * config.batch_size, device=device, labels=labels,
+                                        info=info))
             monitor = config.monitor if config.monitor in record else "train_loss"
             value = record[monitor]
             if _improved(value, state["best"], monitor if monitor != "train_loss" else "valid_loss"):

@@ -18,8 +18,13 @@ def classification_metrics(y_true, y_pred, *, labels: list[str]) -> dict:
     """``{"accuracy", "macro_f1", "per_class": {label: {precision, recall, f1, support}},
     "confusion_matrix": [[...]], "labels": [...], "n": int}`` (precision/recall 0 when undefined,
     like scikit-learn's ``zero_division=0``; macro-F1 averages over every label)."""
+    return metrics_from_confusion(confusion_matrix(y_true, y_pred, num_classes=len(labels)), labels=labels)
+
+
+def metrics_from_confusion(cm: np.ndarray, *, labels: list[str]) -> dict:
+    """:func:`classification_metrics` from a confusion matrix (e.g. one summed over DDP ranks)."""
     k = len(labels)
-    cm = confusion_matrix(y_true, y_pred, num_classes=k)
+    cm = np.asarray(cm, dtype=np.int64).reshape(k, k)
     tp = np.diag(cm).astype(float)
     pred_pos = cm.sum(axis=0).astype(float)
     support = cm.sum(axis=1).astype(float)
