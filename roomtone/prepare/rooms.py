@@ -48,13 +48,13 @@ def _fft_size(n: int) -> int:
     return best
 
 
+CPU_FAST_PATH = True  # set False to send CPU tensors through torch.fft too (tests compare both paths)
+
+
 def _scipy_path(*tensors: torch.Tensor) -> bool:
     """CPU tensors without autograd go through scipy.fft/NumPy (faster than torch's CPU FFT and complex
     multiply here, zero-copy); others (CUDA, autograd) through torch: the same numbers within float error."""
     return CPU_FAST_PATH and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
-
-
-CPU_FAST_PATH = True  # set False to send CPU tensors through torch.fft too (tests compare both paths)
 
 
 def rfft(x: torch.Tensor, n: int) -> torch.Tensor:
