@@ -129,12 +129,13 @@ class VGG(nn.Module):
         """Spectrogram ``(batch, 1, n_mels, frames)`` -> feature map ``(batch, C, freq', frames')``."""
         frames = s.shape[-1]
         if not torch.jit.is_scripting() and symbolic_export():  # symbolic length: always pad by max(0, ...)
-            pad = s.amin(dim=(-2, -1), keepdim=True).expand(*s.shape[:-1], torch.sym_max(self.min_frames - frames, 0))
-            s = torch.cat([s, pad], dim=-1)  # (a Python `if` would freeze to the example's branch)
-        elif frames < self.min_frames:  # too short for the pooling: pad with the smallest value
-            pad = s.amin(dim=(-2, -1), keepdim=True).expand(*s.shape[:-1], self.min_frames - frames)
-            s = torch.cat([s, pad], dim=-1)
-        return self.features(s)
+            missing = torch.sym_max(self.min_frames - frames, 0)  # (a Python `if` would freeze to one branch)
+        elif frames < self.min_frames:  # too short for the pooling
+            missing = self.min_frames - frames
+        else:
+            return self.features(s)
+        pad = s.amin(dim=(-2, -1), keepdim=True).expand(*s.shape[:-1], missing)  # the smallest value
+        return self.features(torch.cat([s, pad], dim=-1))
 
     def forward_features(self, x: torch.Tensor, spec_transform: Callable | None = None) -> torch.Tensor:
         """Waveform ``(batch, time)`` -> feature map ``(batch, num_features, freq', frames')``.

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from roomtone.errors import DataError, ParameterError
 from roomtone.prepare.manifest import ManifestRow, labels_of, read_manifest
+from roomtone.prepare.transforms.base import Transform
 
 
 def item_seed(seed: int, index: int, epoch: int = 0) -> int:
@@ -115,8 +116,6 @@ class AudioDataset(Dataset):
         audio = self.load(index)
         if self.transform is not None:
             g = item_generator(self.seed, index, self.epoch)
-            from roomtone.prepare.transforms.base import Transform
-
             if isinstance(self.transform, Transform):  # its own recording is never babble for itself
                 audio = self.transform(audio, generator=g, sources=[self.rows[index].path])
             else:

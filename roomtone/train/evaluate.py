@@ -10,8 +10,6 @@ import torch
 
 from roomtone.errors import DataError, ParameterError
 
-CORRUPTIONS = ("noise", "room", "mic", "all")  # the basic names; "+"-joined combinations work too
-
 
 def make_corruption(name: str, *, sr: int, noise=None, rooms=None, seed: int = 0, snr_db=(0.0, 20.0), mic="phone"):
     """``make_condition(name, split="test", p=1.0)``: the TEST split of the banks, every example transformed.
