@@ -19,15 +19,31 @@ from roomtone.errors import ParameterError
 
 @dataclass
 class FrontendConfig:
-    """Log-mel front end of the model (``roomtone.features.log_mel``)."""
+    """Log-mel front end of the model (``roomtone.features.log_mel``).
 
-    sr: int = 8000
-    n_fft: int = 512
-    hop_length: int = 80
+    None = from the data: ``sr`` is the prepared folder's rate (``prepare.json``), ``n_fft``/``hop_length``/
+    ``n_mels`` come from :func:`roomtone.features.frontend_defaults` at that rate (:meth:`resolved`).
+    """
+
+    sr: int | None = None
+    n_fft: int | None = None
+    hop_length: int | None = None
     win_length: int | None = None
-    n_mels: int = 64
+    n_mels: int | None = None
     fmin: float = 0.0
     fmax: float | None = None
+
+    def resolved(self, *, sr: int | None = None) -> FrontendConfig:
+        """A copy with every None filled: ``sr`` from this config or else ``sr=``, the rest from
+        ``frontend_defaults``. Raises ParameterError when neither gives a rate."""
+        from roomtone.features.defaults import frontend_defaults
+
+        rate = self.sr if self.sr is not None else sr
+        if rate is None:
+            raise ParameterError("frontend.sr is None and the data gives no sample rate; set frontend.sr")
+        d = frontend_defaults(sr=int(rate))
+        return dataclasses.replace(self, sr=int(rate), n_fft=self.n_fft or d["n_fft"],
+                                   hop_length=self.hop_length or d["hop_length"], n_mels=self.n_mels or d["n_mels"])
 
 
 @dataclass
@@ -68,12 +84,15 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs. Defaults: the FSDD-ready CPU baseline (8 kHz, log-mel 64, small VGG)."""
+    """Everything a training run needs. These constants are the API fallback; ``roomtone train`` without a
+    config uses :func:`roomtone.recipe.recipe` (settings measured on the data). ``frontend`` fields left None
+    are resolved from the data's sample rate when training starts."""
 
     model: str = "vgg"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     clip_seconds: float | None = 1.0
+    window_hop: float | None = None     # rows longer than clip_seconds -> windows of clip_seconds every window_hop s
     epochs: int = 10
     batch_size: int = 32
     lr: float = 3e-3
@@ -123,6 +142,9 @@ class TrainConfig:
         pos("lr", self.lr)
         pos("clip_seconds", self.clip_seconds, allow_none=True)
         pos("max_steps", self.max_steps, allow_none=True)
+        pos("window_hop", self.window_hop, allow_none=True)
+        if self.window_hop is not None and self.clip_seconds is None:
+            raise ParameterError(f"window_hop={self.window_hop!r} needs clip_seconds (the window length)")
         if self.schedule not in ("onecycle", "cosine", "constant"):
             raise ParameterError(f"schedule={self.schedule!r} must be 'onecycle', 'cosine' or 'constant'")
         if not 0 <= self.label_smoothing < 1:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_expect_events import make_clips
+from test_recipe_events import make_clips
 
 from roomtone.cli.main import main
 from roomtone.prepare.manifest import ManifestRow, write_manifest

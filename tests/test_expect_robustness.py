@@ -46,7 +46,7 @@ def test_fixed_snr_and_determinism():
 
 @pytest.mark.slow
 def test_small_baseline_matrix():
-    from test_expect_events import make_clips
+    from test_recipe_events import make_clips
 
     from roomtone.expect.frontend import make_frontend
 

@@ -203,6 +203,7 @@ def test_cli_cache(rows, tmp_path):
     from typer.testing import CliRunner
 
     import roomtone.cli.features_cache as fc
+    from roomtone.features import frontend_defaults
 
     write_manifest(tmp_path / "prep", rows[:4])
     (tmp_path / "prep" / "prepare.json").write_text('{"labels": ["c0", "c1", "c2"], "sr": 8000, "clip_seconds": 0.3}')
@@ -214,10 +215,11 @@ def test_cli_cache(rows, tmp_path):
     assert r.exit_code == 0, r.output
     assert "4 computed" in r.output
     idx = read_cache_index(next((tmp_path / "prep" / "features").iterdir()))
-    assert idx["config"]["clip_seconds"] == 0.3 and {tuple(e[2]) for e in idx["entries"].values()} == {(24, 10)}
+    frames = 1 + int(0.3 * 8000) // frontend_defaults(sr=8000)["hop_length"]   # centred frames, default hop
+    assert idx["config"]["clip_seconds"] == 0.3 and {tuple(e[2]) for e in idx["entries"].values()} == {(24, frames)}
     rep = cache_prepared(tmp_path / "prep", n_mels=24)
     assert rep["reused"] == 4
     ds = FeatureDataset.from_dir(tmp_path / "prep")
-    assert len(ds) == 4 and ds[0][0].shape == (24, 10)
+    assert len(ds) == 4 and ds[0][0].shape == (24, frames)
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_padded)
     assert torch.equal(torch.cat([b[0] for b in loader]), torch.stack([ds[i][0] for i in range(4)]))

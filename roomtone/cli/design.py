@@ -7,15 +7,27 @@ from pathlib import Path
 import typer
 
 
+def design_settings(*, sr: int | None, hop_length: int | None, n_fft: int | None, n_mels: int | None) -> dict:
+    """The front end ``design`` works with: the given values, the rest from ``frontend_defaults(sr=sr)``."""
+    from roomtone.errors import ParameterError
+    from roomtone.features.defaults import frontend_defaults
+
+    if sr is None:
+        raise ParameterError("sr is needed (--sr): the working sample rate, e.g. the one `roomtone expect` chose")
+    d = frontend_defaults(sr=sr)
+    return {"sr": sr, "hop_length": hop_length or d["hop_length"], "n_fft": n_fft or d["n_fft"],
+            "n_mels": n_mels or d["n_mels"]}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("design")
     def design_cmd(
         target_duration: float = typer.Option(..., help="Length of the target pattern in seconds."),
-        sr: int = typer.Option(8000, help="Sample rate in Hz."),
-        hop_length: int = typer.Option(80, help="STFT hop in samples."),
+        sr: int = typer.Option(None, help="Working sample rate in Hz (the recipe's: `roomtone expect` prints it)."),
+        hop_length: int = typer.Option(None, help="STFT hop in samples (default: frontend_defaults at --sr)."),
         win_length: int = typer.Option(None, help="STFT window in samples (default n_fft)."),
-        n_fft: int = typer.Option(512, help="FFT size in samples."),
-        n_mels: int = typer.Option(64, help="Mel bands."),
+        n_fft: int = typer.Option(None, help="FFT size in samples (default: frontend_defaults at --sr)."),
+        n_mels: int = typer.Option(None, help="Mel bands (default: frontend_defaults at --sr)."),
         run: Path = typer.Option(None, help="Check a trained run's model against the target instead."),
     ) -> None:
         """Propose VGG depth and time pooling so the receptive field covers the target pattern."""
@@ -35,6 +47,8 @@ def register(app: typer.Typer) -> None:
             warn = check_receptive_field(rf, target_duration=target_duration)
             con.print(f"[yellow]warning:[/yellow] {warn}" if warn else "[green]matches the target[/green]")
             return
+        fe = design_settings(sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels)
+        sr, hop_length, n_fft, n_mels = fe["sr"], fe["hop_length"], fe["n_fft"], fe["n_mels"]
         d = design(target_duration=target_duration, sr=sr, hop_length=hop_length, win_length=win_length,
                    n_fft=n_fft, n_mels=n_mels)
         t = Table(title=f"VGG blocks (two 3x3 convs + pooling), hop {hop_length} at {sr} Hz")

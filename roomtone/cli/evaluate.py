@@ -39,4 +39,8 @@ def register(app: typer.Typer) -> None:
             t.add_row(lab, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}", str(pc["support"]))
         con = Console()
         con.print(t)
+        if "recording_accuracy" in m:
+            r = m["recording"]
+            con.print(f"recordings: accuracy {m['recording_accuracy']:.4f}, macro-F1 {r['macro_f1']:.4f} "
+                      f"(n={r['n']} recordings from {r['n_windows']} windows, window accuracy {m['accuracy']:.4f})")
         con.print(f"wrote {out} and {m.get('confusion_png')}")

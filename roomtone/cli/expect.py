@@ -74,6 +74,11 @@ def register(app: typer.Typer) -> None:
         c.print(f"receptive field >= {ev['recommended_rf_s']:.2f} s, pooling {ev['pooling']}"
                 + (f"; model: {ev['rf_check']}" if ev.get("rf_check") else ""))
         c.print(res["learning_curve"]["verdict"])
+        if res.get("recipe") is not None:
+            from roomtone.recipe.report import print_recipe
+
+            print_recipe(res["recipe"], console=c)
+            c.print(f"train it: {res['recipe'].train_command()}  (recipe: {Path(out) / 'recipe.yaml'})", markup=False)
         c.print(f"report: {res['report']}  ({res['seconds']:.0f} s)")
 
     @sub.command("robustness")
@@ -130,8 +135,9 @@ def _baseline_backend(prepared_dir, *, noise, rooms, train, test, copies, seed) 
 
     from roomtone.errors import DataError
     from roomtone.expect import robustness as rb
-    from roomtone.expect.data import load_waveforms, native_sr, read_prepared
+    from roomtone.expect.data import load_waveforms, read_prepared
     from roomtone.expect.frontend import make_frontend
+    from roomtone.prepare.dataset import native_sr
 
     p = read_prepared(prepared_dir)
     sr = int(p.sr or native_sr(p.rows))

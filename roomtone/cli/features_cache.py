@@ -14,9 +14,9 @@ def register_cache(sub: typer.Typer) -> None:
     def cache_cmd(
         prepared_dir: Path = typer.Argument(..., help="Prepared folder (manifest.csv + prepare.json)."),
         preset: str = typer.Option("log-mel", help="log-mel, mel, mfcc, spectrogram (or a features preset name)."),
-        n_fft: int = typer.Option(None, help="FFT size (default: the preset's)."),
-        hop_length: int = typer.Option(None, help="Hop in samples (default: n_fft // 4)."),
-        n_mels: int = typer.Option(None, help="Mel bands (default: 64)."),
+        n_fft: int = typer.Option(None, help="FFT size (default: roomtone.features.frontend_defaults at sr)."),
+        hop_length: int = typer.Option(None, help="Hop in samples (default: 10 ms, frontend_defaults)."),
+        n_mels: int = typer.Option(None, help="Mel bands (default: frontend_defaults)."),
         fmin: float = typer.Option(None, help="Lowest frequency (Hz)."),
         fmax: float = typer.Option(None, help="Highest frequency (Hz, default: sr / 2)."),
         n_mfcc: int = typer.Option(None, help="MFCC coefficients (preset mfcc)."),

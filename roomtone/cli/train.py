@@ -21,6 +21,23 @@ def _parse_set(items: list[str] | None) -> dict:
     return out
 
 
+def parse_seconds(text: str | None) -> float | None:
+    """``"300"``, ``"300s"``, ``"5m"``, ``"1.5h"`` -> seconds (None stays None)."""
+    from roomtone.errors import ParameterError
+
+    if text is None:
+        return None
+    t = str(text).strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ParameterError(f"budget={text!r} must be a positive duration such as 300, 300s, 5m or 1h")
+    return value
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
@@ -36,25 +53,46 @@ def register(app: typer.Typer) -> None:
         pretrained: str = typer.Option(None, help="Pretrained backbone name (transfer learning)."),
         mode: str = typer.Option(None, help="Transfer mode with --pretrained: probe | finetune."),
         set_: list[str] = typer.Option(None, "--set", help="Override any config field: key=value (repeatable)."),
+        budget: str = typer.Option(None, help="Training time budget for the recipe (e.g. 300, 5m, 1h): caps the "
+                                   "step count from a few timed steps. Default: steps from the data's size only."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
-        """Train from a prepared folder; writes best.pt/last.pt, metrics.jsonl and config.yaml to --out."""
+        """Train from a prepared folder; writes best.pt/last.pt, metrics.jsonl and config.yaml to --out.
+
+        Without --config the settings come from the data (roomtone.recipe: measured band, durations, event
+        lengths, size); the choices are printed and stored in --out/recipe.yaml. Flags and --set override them.
+        """
         from rich.console import Console
 
         from roomtone.config import TrainConfig
         from roomtone.train import fit
 
-        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+        con = Console()
         overrides = {k: v for k, v in (("model", model), ("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
                                        ("seed", seed), ("device", device), ("pretrained", pretrained),
                                        ("mode", mode)) if v is not None}
         overrides.update(_parse_set(set_))
+        rec = None
+        if config:
+            cfg = TrainConfig.from_yaml(config)
+        elif resume:
+            cfg = TrainConfig()  # fit continues with the run's own config.yaml
+        else:
+            from roomtone.recipe import recipe
+            from roomtone.recipe.report import print_recipe
+
+            if overrides.get("pretrained") and "model_kwargs" not in overrides:
+                overrides["model_kwargs"] = {}  # the recipe's VGG layout does not apply to a backbone
+            rec = recipe(data, budget_s=parse_seconds(budget), seed=int(overrides.get("seed", 0))).with_overrides(overrides)
+            print_recipe(rec, console=con)
+            cfg, overrides = rec.config, {}
         if overrides:
             cfg = cfg.replace(**overrides)
         summary = fit(cfg, data_dir=data, out_dir=out, resume=resume, progress=not no_progress)
+        if rec is not None:
+            rec.to_yaml(Path(out) / "recipe.yaml")
         best = summary.get("best") or {}
-        con = Console()
         con.print(f"[bold]run[/bold] {summary.get('run_dir', out)}: {summary.get('epochs_run')} epochs, "
                   f"best epoch {summary.get('best_epoch')}"
                   + (f", valid accuracy {best['valid_accuracy']:.4f}" if "valid_accuracy" in best else "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,21 +59,6 @@ def read_prepared(path: str | os.PathLike) -> Prepared:
         raise DataError(f"{pj}: labels {missing} of the manifest are not in prepare.json's labels {labels}")
     return Prepared(path=folder, rows=rows, labels=labels, sr=info.get("sr"), clip_seconds=info.get("clip_seconds"),
                     info=info)
-
-
-def native_sr(rows: list[ManifestRow]) -> int:
-    """The most common sample rate of the rows' files (looked at on up to 50 files)."""
-    from roomtone.audio import info
-
-    rates = Counter()
-    for r in rows[:: max(1, len(rows) // 50)]:
-        try:
-            rates[info(r.path).sr] += 1
-        except RoomtoneError:
-            continue
-    if not rates:
-        raise DataError("no readable audio file among the manifest rows")
-    return int(rates.most_common(1)[0][0])
 
 
 def load_waveforms(rows: list[ManifestRow], *, sr: int, progress: bool = False,

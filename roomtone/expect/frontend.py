@@ -14,21 +14,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import ParameterError
-
-
-def default_settings(*, sr: int) -> dict:
-    """Front-end defaults scaled to the sample rate: ~32 ms window, 10 ms hop, 40 mels at <= 8 kHz, else 64."""
-    if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ParameterError(f"sr={sr!r} must be a positive integer")
-    n_fft = 2 ** int(round(math.log2(0.032 * sr)))
-    return {
-        "sr": int(sr),
-        "n_fft": int(max(n_fft, 64)),
-        "hop_length": int(max(1, round(0.010 * sr))),
-        "n_mels": 40 if sr <= 8000 else 64,
-        "fmin": 0.0,
-        "fmax": None,
-    }
+from roomtone.features.defaults import frontend_defaults
 
 
 def make_frontend(
@@ -44,14 +30,15 @@ def make_frontend(
     """A log-mel (dB) module mapping ``(..., time)`` at ``sr`` Hz to ``(..., n_mels, frames)``.
 
     With ``model``, its ``model.frontend`` is returned (the exact input the model sees). Otherwise
-    ``roomtone.features.log_mel`` is built with the given settings; None takes :func:`default_settings`.
+    ``roomtone.features.log_mel`` is built with the given settings; None takes
+    :func:`roomtone.features.frontend_defaults` (the single home of front-end defaults).
     """
     if model is not None:
         fe = getattr(model, "frontend", None)
         if fe is None:
             raise ParameterError(f"model {type(model).__name__} has no `frontend` attribute; pass the settings instead")
         return fe.eval()
-    d = default_settings(sr=sr)
+    d = frontend_defaults(sr=sr)
     kw = {
         "sr": int(sr),
         "n_fft": int(n_fft or d["n_fft"]),

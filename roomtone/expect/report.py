@@ -264,11 +264,12 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", 
                  baseline: dict | None = None, events: dict | None = None, learning_curve: dict | list | None = None,
                  robustness: dict | None = None, examples: list[dict] | None = None,
                  frontend_settings: dict | None = None, notes: list[str] | None = None,
-                 filename: str = "report.html") -> Path:
+                 recipe_html: str | None = None, filename: str = "report.html") -> Path:
     """Write ``out_dir/report.html`` (self-contained) and ``out_dir/results.json``; return the HTML path.
 
     ``examples``: dicts with ``label, name, sr, logmel (n_mels, frames)`` and waves ``original``,
-    ``simulated`` (+ ``condition``), ``reconstructed`` (each ``(time,)`` or None).
+    ``simulated`` (+ ``condition``), ``reconstructed`` (each ``(time,)`` or None). ``recipe_html``: the
+    training recipe's table (``roomtone.recipe.report.recipe_html``), shown first.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -284,7 +285,8 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", 
             summary.append(f'{c.get("model", "model")}: {c["verdict"]}')
     if robustness and robustness.get("ratio") is not None:
         summary.append(f'augmentation keeps {robustness["ratio"]:.2f} of the clean model\'s loss on "{robustness["worst"]}"')
-    sections = [
+    sections = [("Recipe: what to train, measured on this data", recipe_html)] if recipe_html else []
+    sections += [
         ("Audit", section_audit(audit)),
         ("Feasibility: quick baseline", section_baseline(baseline)),
         ("What the model hears: spectrograms and sounds", section_examples(examples, frontend_settings)),

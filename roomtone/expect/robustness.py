@@ -173,7 +173,8 @@ def with_condition(config, name: str, noise, rooms):
 
 
 def _prepared_sr(data_dir: Path) -> int:
-    from roomtone.expect.data import native_sr, read_prepared
+    from roomtone.expect.data import read_prepared
+    from roomtone.prepare.dataset import native_sr
 
     p = read_prepared(data_dir)
     return int(p.sr or native_sr(p.rows))

@@ -81,8 +81,9 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     """Run the feasibility study on a prepared dir and write the HTML report into ``out_dir``.
 
     Front end: ``model`` (a registered model name or a run dir of ``roomtone train``: its own
-    ``model.frontend`` and receptive field) or
-    the explicit settings (None = :func:`roomtone.expect.frontend.default_settings`). ``simulate``: a
+    ``model.frontend`` and receptive field), or the explicit settings, or (none given) the front end of the
+    data's training recipe (:func:`roomtone.recipe.recipe`, also written as ``out_dir/recipe.yaml`` and shown
+    first in the report with the exact ``roomtone train`` line). ``simulate``: a
     condition whose test-split corruption is played beside each example (None = skip). ``robustness``:
     a ``robustness.json`` (or its dict) from ``roomtone expect robustness`` to include. ``cnn_config``:
     a ``TrainConfig`` (or YAML path) whose model also gets a learning curve (trains once per fraction;
@@ -90,11 +91,13 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     Returns the results dict, with ``report`` (the HTML path), ``seconds`` and the listening ``examples``
     (waveforms and log-mels, as passed to :func:`roomtone.expect.report.write_report`).
     """
-    from roomtone.expect import baselines, events, learning_curve
-    from roomtone.expect.data import load_waveforms, native_sr, read_prepared
+    from roomtone.expect import baselines, learning_curve
+    from roomtone.expect.data import load_waveforms, read_prepared
     from roomtone.expect.frontend import make_frontend, settings_of
     from roomtone.expect.listen import logmel_to_audio
     from roomtone.expect.report import write_report
+    from roomtone.prepare.dataset import native_sr
+    from roomtone.recipe import events
 
     t0 = time.perf_counter()
     if examples_per_class < 0:
@@ -110,6 +113,13 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
 
         mdl = create_model(model, num_classes=len(prepared.labels)).eval()
         sr = int(getattr(mdl, "sr", None) or sr or 0) or None
+    train_recipe = None
+    if mdl is None and all(v is None for v in (sr, n_fft, hop_length, n_mels, fmax)) and not fmin:
+        from roomtone.recipe import recipe
+
+        train_recipe = recipe(prepared.path, seed=seed)   # the front end the recipe trains on is analysed here
+        f = train_recipe.config.frontend
+        sr, n_fft, hop_length, n_mels, fmin, fmax = f.sr, f.n_fft, f.hop_length, f.n_mels, f.fmin, f.fmax
     sr = int(sr or prepared.sr or native_sr(prepared.rows))
     fe = make_frontend(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmin=fmin, fmax=fmax, model=mdl)
     notes = []
@@ -162,9 +172,16 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     if len(prepared.rows) and not prepared.splits.any():
         notes.append("the manifest has no split column: scores are grouped cross-validation only")
     settings = {k: v for k, v in settings_of(fe).items() if v is not None}
+    table = None
+    if train_recipe is not None:
+        from roomtone.recipe.report import recipe_html
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        train_recipe.to_yaml(Path(out_dir) / "recipe.yaml")
+        table = recipe_html(train_recipe)
     path = write_report(out_dir, title=f"roomtone expect: {prepared.path.name}", audit=audit, baseline=base,
                         events=ev, learning_curve=curves if len(curves) > 1 else lc, robustness=rob, examples=examples,
-                        frontend_settings=settings, notes=notes)
+                        frontend_settings=settings, notes=notes, recipe_html=table)
     return {"report": str(path), "seconds": time.perf_counter() - t0, "baseline": base, "events": ev,
             "learning_curve": lc, "cnn_learning_curve": curves[1] if len(curves) > 1 else None, "audit": audit,
-            "robustness": rob, "examples": examples}
+            "robustness": rob, "examples": examples, "recipe": train_recipe}

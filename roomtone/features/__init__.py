@@ -7,6 +7,7 @@ Every layer is a thin ``nn.Module`` over the functional core in ``roomtone.featu
 """
 
 from roomtone.features.cqt import CQT
+from roomtone.features.defaults import frontend_defaults
 from roomtone.features.filters import mel_filterbank, mel_frequencies
 from roomtone.features.layers import (
     MFCC,
@@ -32,6 +33,7 @@ __all__ = [
     "PowerToDB",
     "SpecAugment",
     "Spectrogram",
+    "frontend_defaults",
     "log_mel",
     "mel_filterbank",
     "mel_frequencies",

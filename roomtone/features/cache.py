@@ -48,15 +48,23 @@ if TYPE_CHECKING:
     import torch
 
 from roomtone.errors import DataError, ParameterError
+from roomtone.features.defaults import frontend_defaults
 
 CACHE_FORMAT = 2  # 2: every entry carries the CRC-32 of its bytes
 PRESETS = ("log-mel", "mel", "mfcc", "spectrogram")
-_DEFAULTS = {
-    "log-mel": dict(n_fft=1024, hop_length=None, n_mels=64, fmin=0.0, fmax=None, top_db=80.0),
-    "mel": dict(n_fft=1024, hop_length=None, n_mels=64, fmin=0.0, fmax=None),
-    "mfcc": dict(n_mfcc=20, n_fft=1024, hop_length=None, n_mels=64),
-    "spectrogram": dict(n_fft=1024, hop_length=None),
+_PARAMETERS = {
+    "log-mel": ("n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db"),
+    "mel": ("n_fft", "hop_length", "n_mels", "fmin", "fmax"),
+    "mfcc": ("n_mfcc", "n_fft", "hop_length", "n_mels"),
+    "spectrogram": ("n_fft", "hop_length"),
 }
+
+
+def preset_defaults(preset: str, *, sr: int) -> dict:
+    """Default parameters of a built-in preset at ``sr``: the front end of
+    :func:`roomtone.features.defaults.frontend_defaults`, plus ``top_db=80`` and ``n_mfcc=20``."""
+    base = {**frontend_defaults(sr=sr), "top_db": 80.0, "n_mfcc": 20}
+    return {k: base[k] for k in _PARAMETERS[preset]}
 
 
 def feature_config(preset: str = "log-mel", *, sr: int, clip_seconds: float | None = None, **params) -> dict:
@@ -69,12 +77,12 @@ def feature_config(preset: str = "log-mel", *, sr: int, clip_seconds: float | No
         raise ParameterError(f"sr={sr!r} must be a positive integer (Hz)")
     if clip_seconds is not None and clip_seconds <= 0:
         raise ParameterError(f"clip_seconds={clip_seconds!r} must be > 0 or None")
-    if preset in _DEFAULTS:
-        unknown = set(params) - set(_DEFAULTS[preset])
+    if preset in _PARAMETERS:
+        unknown = set(params) - set(_PARAMETERS[preset])
         if unknown:
             raise ParameterError(f"preset {preset!r} has no parameter(s) {sorted(unknown)}; "
-                                 f"allowed: {sorted(_DEFAULTS[preset])}")
-        full = {**_DEFAULTS[preset], **params}
+                                 f"allowed: {sorted(_PARAMETERS[preset])}")
+        full = {**preset_defaults(preset, sr=int(sr)), **{k: v for k, v in params.items() if v is not None}}
     else:
         full = dict(params)
     return {"format": CACHE_FORMAT, "preset": preset, "sr": int(sr), "clip_seconds": clip_seconds, "params": full}

@@ -243,3 +243,21 @@ def load_prepared(prepared_dir: str | os.PathLike) -> tuple[list[ManifestRow], d
     meta.setdefault("sr", None)
     meta.setdefault("clip_seconds", None)
     return rows, meta
+
+
+def native_sr(rows: list[ManifestRow]) -> int:
+    """The most common sample rate of the rows' files (looked at on up to 50 files)."""
+    from collections import Counter
+
+    from roomtone.audio import info
+    from roomtone.errors import DataError, RoomtoneError
+
+    rates = Counter()
+    for r in rows[:: max(1, len(rows) // 50)]:
+        try:
+            rates[info(r.path).sr] += 1
+        except RoomtoneError:
+            continue
+    if not rates:
+        raise DataError("no readable audio file among the manifest rows")
+    return int(rates.most_common(1)[0][0])

@@ -13,13 +13,17 @@ from roomtone.prepare.dataset import AudioDataset
 from roomtone.prepare.manifest import ManifestRow
 
 
-def load_splits(data_dir: str | os.PathLike, *, valid_fraction: float = 0.1, seed: int = 0
+def load_splits(data_dir: str | os.PathLike, *, valid_fraction: float = 0.1, seed: int = 0,
+                window: float | None = None, hop: float | None = None
                 ) -> tuple[dict[str, list[ManifestRow]], dict]:
     """``({"train": rows, "valid": rows, "test": rows}, prepare_json)`` of a prepared folder.
 
     Rows with an empty split count as train. Without valid rows, ``valid_fraction`` of the train rows is
     carved out (``roomtone.prepare.splits.assign_splits``, stratified by label): by group when the train rows
     have at least 8 groups, else by file (holding out one of a few speakers would starve training).
+    With ``window``/``hop`` (seconds), every row is then cut into sliding windows
+    (``roomtone.prepare.segment.segment_rows``; the split is decided per recording, before cutting).
+    Unreadable rows are left out of the windows with a warning.
     """
     from roomtone.prepare.dataset import load_prepared
 
@@ -35,7 +39,41 @@ def load_splits(data_dir: str | os.PathLike, *, valid_fraction: float = 0.1, see
                         f"{ {k: len(v) for k, v in splits.items()} })")
     if not splits["valid"] and valid_fraction > 0:
         splits["train"], splits["valid"] = carve_valid(splits["train"], fraction=valid_fraction, seed=seed)
+    if window is not None:
+        splits = {k: window_rows(v, window=window, hop=hop) for k, v in splits.items()}
     return splits, meta
+
+
+def window_kwargs(config) -> dict:
+    """``load_splits`` window arguments of a ``TrainConfig``: windows of ``clip_seconds`` every ``window_hop``."""
+    if config.window_hop is None:
+        return {}
+    return {"window": float(config.clip_seconds), "hop": float(config.window_hop)}
+
+
+def window_rows(rows: list[ManifestRow], *, window: float, hop: float | None) -> list[ManifestRow]:
+    """Rows cut into sliding windows; unreadable rows are left out with one warning listing them."""
+    import warnings
+
+    from roomtone.prepare.segment import segment_rows
+
+    bad: list[str] = []
+    out = segment_rows(rows, window=window, hop=hop, on_error=lambda r, why: bad.append(f"{r.path}: {why}"))
+    if bad:
+        warnings.warn(f"{len(bad)} unreadable row(s) left out of the windows: {bad[:5]}", stacklevel=2)
+    return out
+
+
+def recording_key(row: ManifestRow) -> str:
+    """The recording a row (or a window of it) belongs to: its file path."""
+    return row.path
+
+
+def data_sr(splits: dict[str, list[ManifestRow]], meta: dict) -> int:
+    """The data's sample rate: ``prepare.json``'s ``sr``, else the most common rate of the train files."""
+    from roomtone.prepare.dataset import native_sr
+
+    return int(meta["sr"]) if meta.get("sr") else native_sr(splits["train"])
 
 
 def carve_valid(rows: list[ManifestRow], *, fraction: float, seed: int = 0

@@ -28,6 +28,25 @@ def make_corruption(name: str, *, sr: int, noise=None, rooms=None, seed: int = 0
                           mic=mic, p=1.0, seed=seed)
 
 
+def recording_scores(rows, logits: torch.Tensor, y: torch.Tensor):
+    """Per-recording mean log-probabilities ``(n_rec, classes)``, labels ``(n_rec,)`` and recording names, or
+    None when every row is its own recording. Rows are grouped by ``roomtone.train.data.recording_key``."""
+    from roomtone.train.data import recording_key
+
+    keys = [recording_key(r) for r in rows]
+    names = list(dict.fromkeys(keys))
+    if len(names) == len(keys):
+        return None
+    index = {k: i for i, k in enumerate(names)}
+    inv = torch.tensor([index[k] for k in keys])
+    logp = torch.log_softmax(torch.as_tensor(logits).float(), dim=1)
+    y = torch.as_tensor(y)
+    total = torch.zeros(len(names), logp.shape[1]).index_add_(0, inv, logp)
+    counts = torch.bincount(inv, minlength=len(names)).clamp(min=1).unsqueeze(1)
+    rec_y = torch.zeros(len(names), dtype=torch.long).index_copy_(0, inv, y.long())
+    return total / counts, rec_y, names
+
+
 def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, split: str = "test",
              corrupt=None, noise=None, rooms=None, seed: int = 0, out: str | os.PathLike | None = None,
              batch_size: int = 64, checkpoint: str = "best", device: str = "cpu") -> dict:
@@ -40,10 +59,12 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
         out: JSON path; the confusion matrix PNG is written next to it (``<stem>_confusion.png``).
 
     Returns:
-        ``{"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "split", "corrupt"}``.
+        ``{"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "split", "corrupt"}``; when
+        rows are windows of longer recordings (several rows per file) also ``recording_accuracy`` and
+        ``recording`` (the same metrics per recording, its windows' log-probabilities averaged).
     """
     from roomtone.train.checkpoint import read_run_info
-    from roomtone.train.data import load_splits, make_dataset
+    from roomtone.train.data import load_splits, make_dataset, window_kwargs
     from roomtone.train.loop import predict_dataset
     from roomtone.train.metrics import classification_metrics, plot_confusion
     from roomtone.train.run import load_run
@@ -55,7 +76,8 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
             raise ParameterError(f"{run_dir}: the run does not record its data folder; pass data_dir (--data)")
     if split not in ("train", "valid", "test"):
         raise ParameterError(f"split={split!r} must be 'train', 'valid' or 'test'")
-    splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)
+    splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed,
+                               **window_kwargs(config))
     rows = splits[split]
     if not rows:
         raise DataError(f"{data_dir}: no rows in split {split!r}")
@@ -75,6 +97,12 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
     g = torch.Generator().manual_seed(int(seed))
     logits, y = predict_dataset(model, ds, batch_size=batch_size, transform=transform, generator=g)
     result = classification_metrics(y, logits.argmax(1), labels=labels)
+    recordings = recording_scores(rows, logits, y)
+    if recordings is not None:
+        rec_logp, rec_y, names = recordings
+        rec = classification_metrics(rec_y.numpy(), rec_logp.argmax(1).numpy(), labels=labels)
+        result["recording_accuracy"] = rec["accuracy"]
+        result["recording"] = {**rec, "n_windows": len(rows)}
     result.update({"split": split, "corrupt": cname, "data_dir": str(data_dir), "run_dir": str(run_dir)})
     if out is not None:
         out = Path(out)

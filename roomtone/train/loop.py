@@ -25,7 +25,14 @@ from torch import nn
 from roomtone.config import TrainConfig
 from roomtone.errors import ParameterError
 from roomtone.train.checkpoint import atomic_save, load_checkpoint, write_run_info
-from roomtone.train.data import batches, epoch_indices, load_splits, train_valid_datasets
+from roomtone.train.data import (
+    batches,
+    data_sr,
+    epoch_indices,
+    load_splits,
+    train_valid_datasets,
+    window_kwargs,
+)
 from roomtone.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from roomtone.train.run import build_model, model_config_of
 
@@ -191,9 +198,10 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
         raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True (--resume) to continue it, "
                              f"or choose another output folder")
     device = resolve_device(config.device, info)
-    splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)
+    splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed,
+                               **window_kwargs(config))
     labels = list(meta["labels"])
-    model_config = model_config_of(config, num_classes=len(labels))
+    model_config = model_config_of(config, num_classes=len(labels), sr=data_sr(splits, meta))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # weight init: a function of the seed only
         model = build_model(model_config)

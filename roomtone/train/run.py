@@ -12,9 +12,12 @@ from roomtone.config import TrainConfig
 from roomtone.errors import CheckpointError, ParameterError
 
 
-def model_config_of(config: TrainConfig, *, num_classes: int) -> dict:
-    """The ``create_model`` call a config stands for: ``{"name", "num_classes", **frontend, **model_kwargs}``."""
-    kw = {k: v for k, v in dataclasses.asdict(config.frontend).items()}
+def model_config_of(config: TrainConfig, *, num_classes: int, sr: int | None = None) -> dict:
+    """The ``create_model`` call a config stands for: ``{"name", "num_classes", **frontend, **model_kwargs}``.
+
+    ``sr``: the data's sample rate, used when ``config.frontend.sr`` is None (see ``FrontendConfig.resolved``).
+    """
+    kw = {k: v for k, v in dataclasses.asdict(config.frontend.resolved(sr=sr)).items()}
     kw.update(config.model_kwargs or {})
     return {"name": config.model, "num_classes": int(num_classes), **kw}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from roomtone.errors import ParameterError
-from roomtone.expect.events import (
+from roomtone.recipe.events import (
     active_mask,
     analyse_events,
     clip_events,

@@ -1,0 +1,285 @@
+"""From measurements of a prepared dataset to a fully resolved ``TrainConfig``, one reason per choice.
+
+    from roomtone.recipe import recipe
+    r = recipe("prepared")            # measures the data (a few seconds), decides, explains
+    print(r.table())                  # setting | value | measured from | why
+    fit(r.config, data_dir="prepared", out_dir="runs/a")
+
+The rules are written once here, each with the constant it uses; none is tuned to one dataset:
+
+* sample rate: the smallest standard rate whose Nyquist covers the measured band of every class
+  (``measure.ENERGY_FRACTION`` of the active-frame energy), never above the files' own rate;
+* front end: :func:`roomtone.features.frontend_defaults` at that rate (the single home of those numbers);
+* clip: the 95th percentile of durations (no clip longer than ``MAX_CLIP_SECONDS``); longer recordings are
+  cut into windows of ``WINDOW_SECONDS`` (or less, for short ones) every half window, and evaluation and
+  prediction decide per recording from its windows;
+* depth: VGG blocks (at least ``MIN_BLOCKS``) until the receptive field covers the measured pattern length;
+  head: ``max`` for sparse events, ``autopool`` in between, ``mean`` for dense textures;
+* budget: ``STEPS_PER_SQRT_EXAMPLE * sqrt(n_train)`` optimizer steps of ``BATCH_SIZE`` (small sets see many
+  epochs, large ones few), optionally capped by ``budget_s`` seconds of measured step time;
+* balanced sampling above ``IMBALANCE_FROM`` (largest / smallest class);
+* augmentation: a simulated microphone always (deployment means another microphone); noise too when the
+  recordings are studio-clean (quiet-to-loud range >= ``CLEAN_RANGE_DB``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roomtone.config import TrainConfig
+from roomtone.errors import ParameterError
+
+STANDARD_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000)
+MAX_CLIP_SECONDS = 6.0
+WINDOW_SECONDS = 3.0
+MIN_CLIP_SECONDS = 0.25
+MIN_BLOCKS = 4
+CHANNELS = (16, 32, 64, 128, 128, 128, 128, 128)
+BATCH_SIZE = 32
+STEPS_PER_SQRT_EXAMPLE = 30
+MIN_STEPS = 300
+IMBALANCE_FROM = 1.5
+CLEAN_RANGE_DB = 40.0
+SMALL_DATA = 500
+
+
+@dataclass
+class Choice:
+    """One decision: the config field(s) it sets, the value, what it was measured from, and why."""
+
+    setting: str
+    value: object
+    measured: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"setting": self.setting, "value": self.value, "measured": self.measured, "reason": self.reason}
+
+
+@dataclass
+class Recipe:
+    """A resolved ``TrainConfig`` with the choices behind it and the raw measurements."""
+
+    config: TrainConfig
+    choices: list[Choice]
+    measurements: dict
+    prepared_dir: str = ""
+    overrides: dict = field(default_factory=dict)
+
+    def table(self) -> list[dict]:
+        """Rows ``{"setting", "value", "measured", "reason"}`` (overrides marked as such)."""
+        rows = [c.as_dict() for c in self.choices]
+        for k, v in self.overrides.items():
+            rows.append({"setting": k, "value": v, "measured": "given by the user", "reason": "override"})
+        return rows
+
+    def with_overrides(self, overrides: dict) -> Recipe:
+        """The recipe with ``TrainConfig.replace(**overrides)`` applied and recorded."""
+        if not overrides:
+            return self
+        return Recipe(config=self.config.replace(**overrides), choices=list(self.choices),
+                      measurements=self.measurements, prepared_dir=self.prepared_dir,
+                      overrides={**self.overrides, **overrides})
+
+    def train_command(self, *, out: str = "RUN") -> str:
+        """The ``roomtone train`` line that trains exactly this recipe."""
+        sets = " ".join(f"--set {k}={_yaml_scalar(v)}" for k, v in self.overrides.items())
+        return f"roomtone train {self.prepared_dir or 'PREPARED'} --out {out}" + (f" {sets}" if sets else "")
+
+    def to_dict(self) -> dict:
+        m = {k: v for k, v in self.measurements.items() if k != "train_durations"}
+        return {"prepared_dir": self.prepared_dir, "config": self.config.to_dict(), "choices": self.table(),
+                "overrides": dict(self.overrides), "measurements": _plain(m)}
+
+    def to_yaml(self, path: str | os.PathLike) -> Path:
+        """Write ``recipe.yaml`` (config + choices + measurements) atomically; returns the path."""
+        import yaml
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+def _yaml_scalar(v) -> str:
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _plain(x):
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def working_rate(f_high: float, *, file_sr: int) -> int:
+    """Smallest standard rate with ``sr / 2 >= f_high``, at most ``file_sr`` (the files' own rate)."""
+    need = 2.0 * float(f_high)
+    for rate in STANDARD_RATES:
+        if rate >= need - 1e-6:
+            return int(min(rate, file_sr))
+    return int(file_sr)
+
+
+def clip_and_windows(durations: dict, *, pattern_s: float) -> tuple[float, float | None, str]:
+    """``(clip_seconds, window_hop or None, reason)`` from the duration percentiles and the pattern length."""
+    p95, p10, p90 = durations["p95"], durations["p10"], durations["p90"]
+    if p90 <= MAX_CLIP_SECONDS:
+        clip = max(MIN_CLIP_SECONDS, math.ceil(min(p95, MAX_CLIP_SECONDS) * 10) / 10)
+        return clip, None, (f"95 % of the clips last <= {p95:.2f} s: every clip is cropped (energy-centred) or "
+                            f"padded to {clip:g} s")
+    window = min(WINDOW_SECONDS, max(1.0, pattern_s), max(1.0, p10))
+    window = math.floor(window * 10) / 10
+    return window, window / 2, (f"recordings last {p10:.1f}-{p90:.1f} s (10-90 %): cut into {window:g} s windows "
+                                f"every {window / 2:g} s; a recording is judged from all its windows")
+
+
+def depth_for(pattern_s: float, *, sr: int, hop_length: int, n_fft: int, n_mels: int, clip_s: float) -> dict:
+    """VGG blocks/pooling (``roomtone.models.design``) covering ``pattern_s`` (at most the clip), >= MIN_BLOCKS."""
+    from roomtone.models import design
+
+    target = max(1e-3, min(pattern_s, clip_s))
+    d = design(target_duration=target, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels)
+    rec = d["recommended"]
+    blocks = max(MIN_BLOCKS, int(rec["blocks"]))
+    max_freq_blocks = max(0, n_mels.bit_length() - 3)
+    pool = [[2 if i < max_freq_blocks else 1, int(rec["pool_time"])] for i in range(blocks)]
+    frames = max(1, int(clip_s * sr / hop_length))
+    while blocks > 1 and int(rec["pool_time"]) ** blocks > frames:   # the pooling must fit in one clip
+        blocks -= 1
+        pool = pool[:blocks]
+    option = next((o for o in d["options"] if o["blocks"] == blocks and o["pool_time"] == rec["pool_time"]), rec)
+    return {"blocks": blocks, "pool": pool, "seconds": float(option["seconds"]), "target": target}
+
+
+def head_for(events: dict) -> tuple[str, str]:
+    """Pooling head from the measured sparsity (``events["pooling"]``) and its reason."""
+    fracs = [c["active_fraction"] for c in events["per_class"]]
+    name = events["pooling"]
+    return name, (f"events fill {min(fracs):.0%}-{max(fracs):.0%} of the clips (per class, median): "
+                  + {"max": "sparse, so max pooling over time", "autopool": "in between, so a learned autopool",
+                     "mean": "dense textures, so mean pooling over time"}[name])
+
+
+def steps_for(n_train: int) -> int:
+    """Optimizer steps for ``n_train`` training examples: ``STEPS_PER_SQRT_EXAMPLE * sqrt(n)``, >= MIN_STEPS."""
+    return int(max(MIN_STEPS, round(STEPS_PER_SQRT_EXAMPLE * math.sqrt(max(1, n_train)))))
+
+
+def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, seed: int = 0,
+           measurements: dict | None = None, time_steps: bool = True, progress: bool = False) -> Recipe:
+    """The training recipe of a prepared folder (see the module docstring for the rules).
+
+    Args:
+        budget_s: training time budget in seconds. None (default): the step count depends on the data only, so
+            the same data gives the same recipe on any machine; else it is also capped from a few timed steps of
+            the chosen model on this machine (``time_steps=False`` skips the timing).
+        measurements: reuse a :func:`roomtone.recipe.measure.measure` result instead of measuring again.
+    """
+    from roomtone.features.defaults import frontend_defaults
+    from roomtone.prepare.dataset import load_prepared, native_sr
+    from roomtone.recipe.measure import ENERGY_FRACTION, measure
+
+    if budget_s is not None and budget_s <= 0:
+        raise ParameterError(f"budget_s={budget_s!r} must be a positive number of seconds or None")
+    prepared_dir = Path(prepared_dir)
+    rows, meta = load_prepared(prepared_dir)
+    labels = list(meta["labels"])
+    if len(labels) < 2:
+        raise ParameterError(f"{prepared_dir}: a classifier needs at least 2 classes, found {labels}")
+    file_sr = int(meta.get("sr") or native_sr(rows))
+    m = measurements or measure(rows, labels=labels, sr=file_sr, seed=seed, progress=progress)
+    choices: list[Choice] = []
+
+    sr = working_rate(m["f_high"], file_sr=file_sr)
+    choices.append(Choice("frontend.sr", sr, f"band of each class ({ENERGY_FRACTION:.1%} of its active energy) "
+                          f"reaches {m['f_high']:.0f} Hz; files at {file_sr} Hz",
+                          f"smallest standard rate with Nyquist >= {m['f_high']:.0f} Hz" +
+                          (" (capped at the files' rate)" if sr == file_sr and 2 * m["f_high"] > file_sr else "")))
+    fe = frontend_defaults(sr=sr)
+    fmin = float(math.floor(m["f_low"] / 10) * 10) if m["f_low"] >= 50.0 else 0.0
+    fe["fmin"] = fmin
+    choices.append(Choice("frontend.n_fft, hop_length, n_mels", f"{fe['n_fft']}, {fe['hop_length']}, {fe['n_mels']}",
+                          f"sr {sr} Hz", "roomtone.features.frontend_defaults: 32-64 ms window, 10 ms hop, 64 mels"))
+    choices.append(Choice("frontend.fmin", fmin, f"lowest class band edge {m['f_low']:.0f} Hz",
+                          "no class has energy below it" if fmin else "some class has energy near 0 Hz: keep it"))
+
+    ev = m["events"]
+    pattern = float(ev["recommended_rf_s"])
+    clip, hop, why = clip_and_windows(m["durations"], pattern_s=pattern)
+    d = m["durations"]
+    choices.append(Choice("clip_seconds", clip, f"durations {d['min']:.2f} / {d['median']:.2f} / {d['p95']:.2f} / "
+                          f"{d['max']:.2f} s (min / median / p95 / max)", why))
+    if hop is not None:
+        choices.append(Choice("window_hop", hop, "long recordings", "half-window overlap: every moment is seen twice"))
+
+    depth = depth_for(pattern, sr=sr, hop_length=fe["hop_length"], n_fft=fe["n_fft"], n_mels=fe["n_mels"], clip_s=clip)
+    head, head_why = head_for(ev)
+    channels = list(CHANNELS[: depth["blocks"]])
+    choices.append(Choice("model_kwargs.channels, pool", f"{depth['blocks']} blocks, field {depth['seconds']:.2f} s",
+                          f"pattern length {pattern:.2f} s (1.2 x p90 event, at most the clip)",
+                          f"the shallowest VGG (>= {MIN_BLOCKS} blocks) whose receptive field covers the pattern"))
+    choices.append(Choice("model_kwargs.head", head, "event sparsity", head_why))
+
+    n_train = _train_examples(m, clip=clip, hop=hop)
+    balanced = m["imbalance"] > IMBALANCE_FROM
+    choices.append(Choice("balanced", balanced, f"largest / smallest class = {m['imbalance']:.2f}",
+                          f"class-balanced sampling above {IMBALANCE_FROM}" if balanced else
+                          f"classes are balanced enough (<= {IMBALANCE_FROM})"))
+    clean = m["range_db"] >= CLEAN_RANGE_DB
+    condition = "noise+mic" if clean else "mic"
+    choices.append(Choice("augment.condition", condition, f"median quiet-to-loud range {m['range_db']:.0f} dB",
+                          "studio-clean recordings: add noise (0-20 dB SNR) and a phone microphone" if clean else
+                          "recordings already carry their own noise floor: simulate another microphone only"))
+
+    model_kwargs = {"channels": channels, "pool": depth["pool"], "head": head}
+    config = TrainConfig(
+        model="vgg", model_kwargs=model_kwargs,
+        frontend={"sr": sr, "n_fft": fe["n_fft"], "hop_length": fe["hop_length"], "n_mels": fe["n_mels"],
+                  "fmin": fmin, "fmax": None},
+        clip_seconds=clip, window_hop=hop, batch_size=BATCH_SIZE, balanced=balanced, patience=None,
+        augment={"condition": condition}, seed=seed)
+    steps = steps_for(n_train)
+    why_steps = f"{STEPS_PER_SQRT_EXAMPLE} x sqrt({n_train} training examples)"
+    if budget_s is not None and time_steps:
+        from roomtone.recipe.budget import seconds_per_step
+
+        sps = seconds_per_step(config, num_classes=len(labels))
+        cap = int(budget_s / sps)
+        if cap < steps:
+            steps, why_steps = max(1, cap), f"{why_steps}, capped by the {budget_s:.0f} s budget at {sps:.3f} s/step"
+        else:
+            why_steps += f"; ~{steps * sps:.0f} s at {sps:.3f} s/step here (budget {budget_s:.0f} s)"
+    per_epoch = max(1, n_train // BATCH_SIZE)
+    epochs = max(1, math.ceil(steps / per_epoch))
+    config = config.replace(epochs=epochs, max_steps=steps)
+    choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
+                          f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
+                          "; no early stopping (the best validation epoch is kept)"))
+    if m["n_train"] < SMALL_DATA:
+        choices.append(Choice("pretrained", None, f"{m['n_train']} training files",
+                              "small data: also try a pre-trained backbone (`roomtone pretrained list`)"))
+    return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir))
+
+
+def _train_examples(m: dict, *, clip: float, hop: float | None) -> int:
+    """Training examples per epoch: train rows, or the windows of ``clip`` every ``hop`` they are cut into."""
+    if hop is None:
+        return int(m["n_train"])
+    from roomtone.prepare.segment import sliding_windows
+
+    return int(sum(len(sliding_windows(0.0, d, window=clip, hop=hop)) for d in m["train_durations"]))

@@ -1,0 +1,207 @@
+"""The recipe: measured band -> sample rate, durations -> clip/windows, events -> depth/head, size -> steps;
+one function is the only source of front-end defaults; evaluation decides per recording from its windows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from roomtone.errors import ParameterError
+from roomtone.features.defaults import frontend_defaults
+from roomtone.recipe.measure import active_spectrum, band_of, class_bands
+from roomtone.recipe.recipe import STANDARD_RATES, clip_and_windows, recipe, steps_for, working_rate
+
+
+def make_set(root: Path, *, sr: int, seconds, tones=(300.0, 700.0, 1500.0), per_split=(8, 2, 4), seed=0) -> Path:
+    """A prepared folder of tone classes at ``sr``: each file a harmonic-free tone in faint noise.
+
+    ``seconds``: (low, high) duration range of the files. Splits and groups are given in the manifest.
+    """
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["path,label,group,split"]
+    labels = [f"tone{int(f)}" for f in tones]
+    for split, n in zip(("train", "valid", "test"), per_split, strict=True):
+        for lab, f0 in zip(labels, tones, strict=True):
+            for i in range(n):
+                dur = rng.uniform(*seconds)
+                t = np.arange(int(dur * sr)) / sr
+                x = 0.3 * np.sin(2 * np.pi * f0 * rng.uniform(0.97, 1.03) * t) + 1e-4 * rng.standard_normal(t.size)
+                p = root / f"{lab}_{split}_{i}.wav"
+                sf.write(p, x.astype(np.float32), sr)
+                lines.append(f"{p.name},{lab},{split}{i},{split}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    (root / "prepare.json").write_text(json.dumps({"labels": sorted(labels), "sr": sr, "clip_seconds": None}))
+    return root
+
+
+def test_frontend_defaults_scale_with_the_rate():
+    assert frontend_defaults(sr=8000) == {"sr": 8000, "n_fft": 512, "hop_length": 80, "n_mels": 64, "fmin": 0.0,
+                                          "fmax": None}
+    for sr in (16000, 22050):
+        assert frontend_defaults(sr=sr)["n_fft"] == 1024
+    for sr in (32000, 44100, 48000):
+        d = frontend_defaults(sr=sr)
+        assert d["n_fft"] == 2048 and d["hop_length"] == round(0.01 * sr)
+    for sr in (8000, 11025, 16000, 44100, 48000):   # window between 32 and 64 ms
+        assert 0.032 < frontend_defaults(sr=sr)["n_fft"] / sr <= 0.064
+    with pytest.raises(ParameterError, match="sr=0"):
+        frontend_defaults(sr=0)
+
+
+def test_working_rate_rounds_up_and_never_exceeds_the_files():
+    assert working_rate(3750.0, file_sr=8000) == 8000
+    assert working_rate(5000.0, file_sr=48000) == 11025
+    assert working_rate(7000.0, file_sr=48000) == 16000
+    assert working_rate(9000.0, file_sr=16000) == 16000     # needs 18 kHz, files have 16 kHz
+    assert working_rate(30000.0, file_sr=96000) == 96000    # above every standard rate: the files' own
+    assert list(STANDARD_RATES) == sorted(STANDARD_RATES)
+
+
+def test_band_of_a_tone_and_of_white_noise():
+    sr = 16000
+    t = np.arange(sr) / sr
+    spec = active_spectrum(np.sin(2 * np.pi * 1000 * t), sr=sr)
+    lo, hi = band_of(spec, sr=sr)
+    assert 900 <= lo <= 1000 <= hi <= 1100
+    noise = np.random.default_rng(0).standard_normal(4 * sr)
+    lo, hi = band_of(active_spectrum(noise, sr=sr), sr=sr, fraction=0.9)
+    assert lo == pytest.approx(0.05 * sr / 2, rel=0.1) and hi == pytest.approx(0.95 * sr / 2, rel=0.05)
+    with pytest.raises(ParameterError, match="fraction"):
+        band_of(spec, sr=sr, fraction=1.0)
+
+
+def test_class_bands_ignore_quiet_frames():
+    """A 2 kHz low-passed class stays low even with a -50 dB broadband tail between its events."""
+    sr = 16000
+    rng = np.random.default_rng(1)
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(8, 2000, fs=sr, output="sos")
+    waves = []
+    for _ in range(4):
+        x = 3e-3 * rng.standard_normal(2 * sr)            # broadband floor
+        x[sr // 2: sr] += sosfilt(sos, rng.standard_normal(sr // 2))
+        waves.append(x)
+    bands = class_bands(waves, np.zeros(4, dtype=int), labels=["lp"], sr=sr)
+    assert bands[0]["f_high"] < 2400 and bands[0]["n_clips"] == 4
+
+
+def test_clip_and_windows_rules():
+    short = {"min": 0.2, "p10": 0.3, "median": 0.5, "p90": 0.8, "p95": 0.93, "max": 2.0}
+    clip, hop, why = clip_and_windows(short, pattern_s=0.4)
+    assert (clip, hop) == (1.0, None) and "0.93" in why
+    long = {"min": 1.0, "p10": 3.7, "median": 7.0, "p90": 19.0, "p95": 25.0, "max": 39.0}
+    clip, hop, _ = clip_and_windows(long, pattern_s=5.0)
+    assert clip == 3.0 and hop == 1.5
+    clip, hop, _ = clip_and_windows(long, pattern_s=1.2)
+    assert clip == 1.2 and hop == pytest.approx(0.6)
+
+
+def test_steps_grow_with_the_square_root_of_the_data():
+    assert steps_for(100) == 300                  # the floor
+    assert steps_for(2500) == 1500
+    assert steps_for(10000) == 2 * steps_for(2500)
+
+
+def test_recipe_on_short_clips(tmp_path):
+    data = make_set(tmp_path / "short", sr=16000, seconds=(0.4, 0.8))
+    r = recipe(data)
+    c = r.config
+    assert c.frontend.sr == 8000                  # tones below 1.6 kHz: 8 kHz is plenty, files are 16 kHz
+    fe = frontend_defaults(sr=8000)
+    assert (c.frontend.n_fft, c.frontend.hop_length, c.frontend.n_mels) == (fe["n_fft"], fe["hop_length"], fe["n_mels"])
+    assert c.window_hop is None and 0.5 <= c.clip_seconds <= 0.8
+    assert c.model_kwargs["head"] == "mean"       # steady tones fill their clips
+    assert len(c.model_kwargs["channels"]) == len(c.model_kwargs["pool"]) >= 4
+    assert c.max_steps == steps_for(30) and c.patience is None
+    settings = [row["setting"] for row in r.table()]
+    for key in ("frontend.sr", "clip_seconds", "model_kwargs.head", "max_steps, epochs", "balanced", "augment.condition"):
+        assert key in settings
+    assert all(row["reason"] and row["measured"] for row in r.table())
+    assert recipe(data).config == c               # deterministic: no timing without a budget
+
+
+def test_recipe_windows_long_recordings_and_records_overrides(tmp_path):
+    data = make_set(tmp_path / "long", sr=8000, seconds=(8.0, 14.0), per_split=(6, 2, 2))
+    r = recipe(data)
+    assert r.config.window_hop is not None and r.config.window_hop == pytest.approx(r.config.clip_seconds / 2)
+    r2 = r.with_overrides({"epochs": 2, "model_kwargs.head": "attention"})
+    assert r2.config.epochs == 2 and r2.config.model_kwargs["head"] == "attention"
+    assert r2.train_command(out="R").endswith("--set epochs=2 --set model_kwargs.head=attention")
+    assert {"setting": "epochs", "value": 2, "measured": "given by the user", "reason": "override"} in r2.table()
+    r2.to_yaml(tmp_path / "recipe.yaml")
+    import yaml
+
+    back = yaml.safe_load((tmp_path / "recipe.yaml").read_text())
+    assert back["config"]["epochs"] == 2 and back["overrides"]["epochs"] == 2 and "train_durations" not in back["measurements"]
+
+
+def test_recipe_refuses_one_class(tmp_path):
+    data = make_set(tmp_path / "one", sr=8000, seconds=(0.5, 0.6), tones=(500.0,))
+    with pytest.raises(ParameterError, match="at least 2 classes"):
+        recipe(data)
+
+
+def test_recording_scores_average_window_log_probabilities():
+    from roomtone.prepare.manifest import ManifestRow
+    from roomtone.train.evaluate import recording_scores
+
+    rows = [ManifestRow("a.wav", "x", start=0, end=1), ManifestRow("a.wav", "x", start=1, end=2),
+            ManifestRow("a.wav", "x", start=2, end=3), ManifestRow("b.wav", "y", start=0, end=1)]
+    logits = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 0.5], [0.0, 3.0]])
+    y = torch.tensor([0, 0, 0, 1])
+    logp, rec_y, names = recording_scores(rows, logits, y)
+    assert names == ["a.wav", "b.wav"] and rec_y.tolist() == [0, 1]
+    expect = torch.log_softmax(logits, 1)[:3].mean(0)
+    assert torch.allclose(logp[0], expect) and logp.argmax(1).tolist() == [0, 1]
+    assert recording_scores(rows[:1] + rows[3:], logits[[0, 3]], y[[0, 3]]) is None   # one row per file
+
+
+def test_windowed_run_reports_recording_accuracy(tmp_path):
+    from roomtone.train import evaluate, fit
+
+    data = make_set(tmp_path / "rec", sr=8000, seconds=(7.0, 9.0), per_split=(3, 1, 2))
+    cfg = recipe(data).config.replace(max_steps=6, epochs=2, model="vgg_tiny", **{"model_kwargs": {},
+                                      "augment.condition": None})
+    fit(cfg, data_dir=data, out_dir=tmp_path / "run", progress=False)
+    m = evaluate(tmp_path / "run", out=tmp_path / "m.json")
+    rec = m["recording"]
+    assert rec["n"] == 6 and rec["n_windows"] == m["n"] > 6
+    assert 0.0 <= m["recording_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "m.json").read_text())["recording_accuracy"] == m["recording_accuracy"]
+
+
+def test_one_function_is_the_only_source_of_frontend_defaults(tmp_path, monkeypatch):
+    """Changing frontend_defaults' constants changes expect's front end, the feature cache, train and design."""
+    import roomtone.features.defaults as D
+    from roomtone.config import TrainConfig
+    from roomtone.expect.frontend import make_frontend
+    from roomtone.features.cache import feature_config
+    from roomtone.train.run import model_config_of
+
+    def snapshot():
+        fe = make_frontend(sr=16000)
+        return {"expect": (fe.n_fft if hasattr(fe, "n_fft") else fe.mel.n_fft, fe.mel.n_mels),
+                "cache": (feature_config("log-mel", sr=16000)["params"]["n_fft"],
+                          feature_config("log-mel", sr=16000)["params"]["n_mels"]),
+                "train": tuple(model_config_of(TrainConfig(), num_classes=2, sr=16000)[k] for k in ("n_fft", "n_mels")),
+                "design": (_design_defaults(16000)["n_fft"], _design_defaults(16000)["n_mels"])}
+
+    before = snapshot()
+    assert set(before.values()) == {(1024, 64)}
+    monkeypatch.setattr(D, "N_MELS", 40)
+    monkeypatch.setattr(D, "WINDOW_SECONDS", 0.032)
+    after = snapshot()
+    assert set(after.values()) == {(512, 40)}
+
+
+def _design_defaults(sr: int) -> dict:
+    from roomtone.cli.design import design_settings
+
+    return design_settings(sr=sr, hop_length=None, n_fft=None, n_mels=None)
