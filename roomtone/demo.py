@@ -33,10 +33,10 @@ DATASETS = ("synthetic", "fsdd")
 CORRUPTIONS = ("noise", "room", "mic", "all")
 
 # Sizes: the full demo is tuned to finish in <= 5 minutes on 2 CPU cores; quick is a CI smoke run.
-FULL = {"n_per_class": 64, "n_sessions": 8, "epochs": 16, "batch_size": 32, "examples_per_class": 1,
-        "corruptions": CORRUPTIONS}
-QUICK = {"n_per_class": 24, "n_sessions": 4, "epochs": 6, "batch_size": 16, "examples_per_class": 1,
-         "corruptions": ("all",)}
+# max_steps caps the recipe's step count on the embedded set (the demo promises a few minutes) and always
+# with --quick; a user folder (--data) trains the recipe's full budget unless --quick.
+FULL = {"n_per_class": 64, "n_sessions": 8, "max_steps": 240, "examples_per_class": 1, "corruptions": CORRUPTIONS}
+QUICK = {"n_per_class": 24, "n_sessions": 4, "max_steps": 40, "examples_per_class": 1, "corruptions": ("all",)}
 
 
 @dataclass
@@ -163,14 +163,6 @@ class _Runner:
                            highlight=False)
 
 
-def frontend_for(sr: int) -> dict:
-    """The demo model's log-mel settings for data at ``sr`` Hz: 8 kHz or less keeps the rate (FSDD
-    settings), anything higher works at 16 kHz (enough for most events, and cheap on a CPU)."""
-    if sr <= 8000:
-        return {"sr": int(sr), "n_fft": 512 if sr >= 8000 else 256, "hop_length": max(1, int(sr) // 100), "n_mels": 64}
-    return {"sr": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 64}
-
-
 def _check(dataset: str, data, out_dir) -> None:
     if dataset not in DATASETS:
         raise ParameterError(f"dataset={dataset!r} is not known; choose one of {list(DATASETS)}")
@@ -199,18 +191,19 @@ def run_demo(
             with ``dataset="fsdd"`` the folder of the FSDD recordings. None with ``"synthetic"``:
             the embedded dataset is generated.
         dataset: ``"synthetic"`` (embedded, no download) or ``"fsdd"`` (Free Spoken Digit Dataset).
-        quick: a reduced-size smoke run (small data, 2 epochs, one corruption).
+        quick: a reduced-size smoke run (small data, 40 optimizer steps, one corruption).
         seed: seeds the dataset, the split, the augmentation and the training.
         label_pattern: regex with ``(?P<label>...)`` and optionally ``(?P<group>...)`` on file names.
-        epochs: override the number of training epochs.
+        epochs: override the recipe's number of training epochs (and lift the demo's step cap).
         console: a ``rich.console.Console`` for progress and step lines; None is silent.
     """
     _check(dataset, data, out_dir)
-    size = dict(QUICK if quick else FULL)
+    size = {**(QUICK if quick else FULL), "quick": quick}
     if epochs is not None:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ParameterError(f"epochs={epochs!r} must be a positive integer")
         size["epochs"] = epochs
+        size["max_steps"] = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out_dir=out_dir, dataset=dataset if data is None or dataset == "fsdd" else "folder")
@@ -284,9 +277,9 @@ def _step_prepare(result, state, *, seed, label_pattern, console) -> str:
     prepare = _require("roomtone.prepare.pipeline", "prepare")
     from roomtone.prepare.manifest import labels_of, read_manifest
 
-    kw = {"seed": seed, "clip_seconds": 1.0, "overwrite": True, "console": console}
+    kw = {"seed": seed, "overwrite": True, "console": console}
     if result.dataset == "synthetic":  # 8 sessions: 5 train, 1 valid, 2 test (a steadier test accuracy)
-        kw.update(valid=0.125, test=0.25)
+        kw.update(valid=0.125, test=0.25, clip_seconds=1.0)
     if label_pattern is not None:
         kw["label_pattern"] = label_pattern
     total = None
@@ -310,48 +303,48 @@ def _step_prepare(result, state, *, seed, label_pattern, console) -> str:
         counts[r.split or "unassigned"] = counts.get(r.split or "unassigned", 0) + 1
     result.n_examples = counts
     state["prepared"] = prepared
-    sr = json.loads((prepared / "prepare.json").read_text()).get("sr") or 16000
-    state["frontend"] = frontend_for(int(sr))
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
 def _step_expect(result, state, *, size, seed, console) -> str:
     expect = _require("roomtone.expect.run", "expect")
-    fe = state["frontend"]
-    res = expect(state["prepared"], result.out_dir / "expect", sr=fe["sr"], n_fft=fe["n_fft"],
-                 hop_length=fe["hop_length"], n_mels=fe["n_mels"], seed=seed, progress=console is not None,
-                 examples_per_class=size["examples_per_class"])
+    res = expect(state["prepared"], result.out_dir / "expect", seed=seed, progress=console is not None,
+                 examples_per_class=size["examples_per_class"])   # analyses the recipe's front end
     state["expect"] = res
+    state["recipe"] = res["recipe"]
     base = res["baseline"]
     main = base.get("holdout") or base.get("grouped_cv")
     result.baseline_accuracy = float(main["accuracy"])
     result.chance_accuracy = float(main["chance"]["majority"])
     where = "test split" if base.get("holdout") else "grouped cross-validation"
-    ev = res.get("events") or {}
-    advice = ""
-    if ev.get("recommended_rf_s") is not None:
-        advice = f"; receptive field >= {ev['recommended_rf_s']:.2f} s, pooling {ev.get('pooling')}"
-    return (f"quick baseline {result.baseline_accuracy:.1%} on the {where} (chance {result.chance_accuracy:.1%})"
-            f"{advice}; feasibility report {res['report']}")
+    c = res["recipe"].config
+    return (f"quick baseline {result.baseline_accuracy:.1%} on the {where} (chance {result.chance_accuracy:.1%}); "
+            f"recipe: {c.frontend.sr} Hz, {c.clip_seconds:g} s clips{' (windows)' if c.window_hop else ''}, "
+            f"{len(c.model_kwargs['channels'])} VGG blocks, {c.model_kwargs['head']} head, {c.max_steps} steps; "
+            f"feasibility report {res['report']}")
 
 
-def _train_config(state, size, seed):
-    from roomtone.config import TrainConfig
-
-    return TrainConfig(
-        model="vgg",
-        frontend=dict(state["frontend"]),
-        clip_seconds=1.0,
-        epochs=size["epochs"],
-        batch_size=size["batch_size"],
-        augment={"condition": "all", "p": 0.5},
-        seed=seed,
-    )
+def _train_recipe(result, state, size, seed):
+    """The data's recipe with the demo's overrides (recorded as such): on the embedded set, training with
+    simulated rooms, noise and microphones (what the demo shows); the step cap of ``size`` on the embedded
+    set and with --quick; ``epochs`` when given."""
+    overrides: dict = {"seed": seed}
+    if result.dataset == "synthetic":
+        overrides["augment.condition"] = "all"
+    if size.get("epochs"):
+        overrides["epochs"] = size["epochs"]
+    rec = state["recipe"]
+    cap = size.get("max_steps") if (result.dataset == "synthetic" or size.get("quick")) else None
+    if cap and cap < (rec.config.max_steps or cap + 1):
+        overrides["max_steps"] = cap
+    return rec.with_overrides(overrides)
 
 
 def _step_train(result, state, *, size, seed, console) -> str:
     fit = _require("roomtone.train", "fit")
-    cfg = _train_config(state, size, seed)
+    rec = _train_recipe(result, state, size, seed)
+    state["recipe"] = rec
+    cfg = rec.config
     run_dir = result.out_dir / "run"
     if (run_dir / "config.yaml").exists() or (run_dir / "last.pt").exists():
         import shutil
@@ -359,11 +352,13 @@ def _step_train(result, state, *, size, seed, console) -> str:
         shutil.rmtree(run_dir)  # the demo's own earlier run: a rerun trains afresh
     t0 = time.perf_counter()
     summary = fit(cfg, data_dir=state["prepared"], out_dir=run_dir, progress=console is not None)
+    rec.to_yaml(run_dir / "recipe.yaml")
     result.train_seconds = float(summary.get("train_seconds") or (time.perf_counter() - t0))
     result.run_dir = run_dir
     state["run"] = run_dir
     state["fit"] = summary
-    return (f"{summary.get('epochs_run', size['epochs'])} epochs, best epoch {summary.get('best_epoch')}, "
+    return (f"{summary.get('global_step')} steps ({summary.get('epochs_run')} epochs), "
+            f"best epoch {summary.get('best_epoch')}, "
             f"{result.train_seconds:.0f} s -> {run_dir}")
 
 
@@ -413,7 +408,9 @@ def _step_report(result, state) -> str:
     if result.test_accuracy is not None:
         verdict = {True: "beats", False: "does not beat", None: "cannot be compared with"}[result.beats_baseline]
         base = "n/a" if result.baseline_accuracy is None else f"{result.baseline_accuracy:.1%}"
-        notes.append(f"CNN (VGG, trained with simulated noise, rooms and microphones) test accuracy "
+        cond = getattr(state.get("recipe"), "config", None)
+        cond = cond.augment.condition if cond is not None else None
+        notes.append(f"CNN (VGG from the recipe, trained with simulated '{cond or 'clean'}' conditions) test accuracy "
                      f"{result.test_accuracy:.1%} clean; quick baseline {base}: the CNN {verdict} it. "
                      + "; ".join(f"under {k}: {v:.1%}" for k, v in result.corrupted_accuracy.items()))
     if result.train_seconds is not None:
@@ -423,9 +420,16 @@ def _step_report(result, state) -> str:
             notes.append(f"step {s.name} {s.status}: {s.detail}")
     if res.get("report") and not res.get("examples"):
         notes.append(f"listening examples are in the feasibility report: {res['report']}")
+    rec = state.get("recipe")
+    table = None
+    if rec is not None:
+        from roomtone.recipe.report import recipe_html
+
+        table = recipe_html(rec, out=str(result.out_dir / "run"))
     path = write_report(result.out_dir / "report", title=f"roomtone demo: {result.dataset}", audit=res.get("audit"),
                         baseline=res.get("baseline"), events=res.get("events"),
                         learning_curve=res.get("learning_curve"), robustness=_robustness(result),
-                        examples=res.get("examples"), frontend_settings=state.get("frontend"), notes=notes)
+                        examples=res.get("examples"), notes=notes, recipe_html=table,
+                        frontend_settings=None if rec is None else rec.config.to_dict()["frontend"])
     result.report = Path(path)
     return str(path)
