@@ -5,6 +5,6 @@ the measurements into a resolved ``TrainConfig`` with one reason per choice.
 """
 
 from roomtone.recipe.measure import measure
-from roomtone.recipe.recipe import Choice, Recipe, recipe
+from roomtone.recipe.rules import Choice, Recipe, recipe
 
 __all__ = ["Choice", "Recipe", "measure", "recipe"]

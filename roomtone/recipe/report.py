@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from roomtone.recipe.recipe import Recipe
+from roomtone.recipe.rules import Recipe
 
 COLUMNS = ("setting", "value", "measured from", "why")
 

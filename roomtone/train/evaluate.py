@@ -37,14 +37,13 @@ def recording_scores(rows, logits: torch.Tensor, y: torch.Tensor):
     names = list(dict.fromkeys(keys))
     if len(names) == len(keys):
         return None
+    from roomtone.train.metrics import combine_windows
+
     index = {k: i for i, k in enumerate(names)}
     inv = torch.tensor([index[k] for k in keys])
     logp = torch.log_softmax(torch.as_tensor(logits).float(), dim=1)
-    y = torch.as_tensor(y)
-    total = torch.zeros(len(names), logp.shape[1]).index_add_(0, inv, logp)
-    counts = torch.bincount(inv, minlength=len(names)).clamp(min=1).unsqueeze(1)
-    rec_y = torch.zeros(len(names), dtype=torch.long).index_copy_(0, inv, y.long())
-    return total / counts, rec_y, names
+    rec_y = torch.zeros(len(names), dtype=torch.long).index_copy_(0, inv, torch.as_tensor(y).long())
+    return combine_windows(logp, inv, n=len(names)), rec_y, names
 
 
 def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, split: str = "test",

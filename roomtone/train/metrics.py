@@ -69,3 +69,18 @@ def plot_confusion(cm, labels: list[str], path, *, title: str = "confusion matri
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def combine_windows(log_probs, index, *, n: int):
+    """One decision per recording from its windows: the mean of the windows' log-probabilities.
+
+    ``log_probs``: ``(windows, classes)`` tensor; ``index``: ``(windows,)`` recording index of each window in
+    ``[0, n)``. Returns ``(n, classes)`` mean log-probabilities (a product of experts: a window that is sure
+    outweighs several unsure ones). Used by ``evaluate`` (recording accuracy) and ``predict`` (file scores).
+    """
+    import torch
+
+    log_probs = torch.as_tensor(log_probs).float()
+    index = torch.as_tensor(index).long()
+    total = torch.zeros(n, log_probs.shape[1]).index_add_(0, index, log_probs)
+    return total / torch.bincount(index, minlength=n).clamp(min=1).unsqueeze(1)

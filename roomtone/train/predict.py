@@ -34,9 +34,12 @@ def predict_waveform(model: torch.nn.Module, audio: torch.Tensor, *, window_seco
     """Scores of a mono waveform ``(time,)`` at ``model.sr``.
 
     Returns ``{"windows": [{"start", "end", "scores": [p_c ...]}], "clip_scores": [...]}`` (seconds;
-    scores are softmax probabilities; clip scores = mean over windows). Shorter audio is zero-padded
-    to one window.
+    scores are softmax probabilities; clip scores: the windows combined as in ``evaluate``'s recording
+    accuracy, :func:`roomtone.train.metrics.combine_windows`, renormalised to sum to 1). Shorter audio is
+    zero-padded to one window.
     """
+    from roomtone.train.metrics import combine_windows
+
     sr = int(model.sr)
     window = max(1, int(round(window_seconds * sr)))
     hop = max(1, int(round((hop_seconds if hop_seconds is not None else window_seconds / 2) * sr)))
@@ -52,11 +55,13 @@ def predict_waveform(model: torch.nn.Module, audio: torch.Tensor, *, window_seco
             if w.shape[0] < window:
                 w = torch.nn.functional.pad(w, (0, window - w.shape[0]))
             chunk.append(w)
-        probs.append(torch.softmax(model(torch.stack(chunk).to(device)).float(), dim=-1).cpu())
-    p = torch.cat(probs).numpy()
+        probs.append(torch.log_softmax(model(torch.stack(chunk).to(device)).float(), dim=-1).cpu())
+    logp = torch.cat(probs)
+    p = logp.exp().numpy()
+    clip = torch.softmax(combine_windows(logp, torch.zeros(len(starts), dtype=torch.long), n=1)[0], dim=0)
     windows = [{"start": s / sr, "end": min(s + window, n) / sr, "scores": p[k].tolist()}
                for k, s in enumerate(starts)]
-    return {"windows": windows, "clip_scores": p.mean(axis=0).tolist()}
+    return {"windows": windows, "clip_scores": clip.tolist()}
 
 
 def collect_files(inputs) -> list[Path]:
@@ -87,7 +92,7 @@ def predict_files(run_dir_or_model, inputs, *, labels: list[str] | None = None, 
     Args:
         run_dir_or_model: a run directory, or a model (then give ``labels``).
         window_seconds: analysis window (default: the run's ``clip_seconds``, else 1 s);
-        hop_seconds: default half a window.
+        hop_seconds: default: the run's ``window_hop``, else half a window.
         out: ``.csv`` (one row per window plus one ``clip`` row per file; bad files with their error) or
             ``.json`` (the records).
     """
@@ -104,6 +109,8 @@ def predict_files(run_dir_or_model, inputs, *, labels: list[str] | None = None, 
 
         model, labels, config = load_run(run_dir_or_model, device=device)
         clip = config.clip_seconds
+        if hop_seconds is None and window_seconds is None:
+            hop_seconds = config.window_hop
     model.eval()
     window_seconds = window_seconds or clip or 1.0
     if window_seconds <= 0:

@@ -10,11 +10,11 @@ The rules are written once here, each with the constant it uses; none is tuned t
 * sample rate: the smallest standard rate whose Nyquist covers the measured band of every class
   (``measure.ENERGY_FRACTION`` of the active-frame energy), never above the files' own rate;
 * front end: :func:`roomtone.features.frontend_defaults` at that rate (the single home of those numbers);
-* clip: the 95th percentile of durations (no clip longer than ``MAX_CLIP_SECONDS``); longer recordings are
+* clip: ``CLIP_MARGIN`` x the 95th percentile of durations (at most ``MAX_CLIP_SECONDS``); longer recordings are
   cut into windows of ``WINDOW_SECONDS`` (or less, for short ones) every half window, and evaluation and
   prediction decide per recording from its windows;
 * depth: VGG blocks (at least ``MIN_BLOCKS``) until the receptive field covers the measured pattern length;
-  head: ``max`` for sparse events, ``autopool`` in between, ``mean`` for dense textures;
+  head: ``max`` for sparse events, ``mean+max`` in between, ``mean`` for dense textures (median over classes);
 * budget: ``STEPS_PER_SQRT_EXAMPLE * sqrt(n_train)`` optimizer steps of ``BATCH_SIZE`` (small sets see many
   epochs, large ones few), optionally capped by ``budget_s`` seconds of measured step time;
 * balanced sampling above ``IMBALANCE_FROM`` (largest / smallest class);
@@ -36,6 +36,7 @@ STANDARD_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000)
 MAX_CLIP_SECONDS = 6.0
 WINDOW_SECONDS = 3.0
 MIN_CLIP_SECONDS = 0.25
+CLIP_MARGIN = 1.25
 MIN_BLOCKS = 4
 CHANNELS = (16, 32, 64, 128, 128, 128, 128, 128)
 BATCH_SIZE = 32
@@ -139,9 +140,9 @@ def clip_and_windows(durations: dict, *, pattern_s: float) -> tuple[float, float
     """``(clip_seconds, window_hop or None, reason)`` from the duration percentiles and the pattern length."""
     p95, p10, p90 = durations["p95"], durations["p10"], durations["p90"]
     if p90 <= MAX_CLIP_SECONDS:
-        clip = max(MIN_CLIP_SECONDS, math.ceil(min(p95, MAX_CLIP_SECONDS) * 10) / 10)
+        clip = max(MIN_CLIP_SECONDS, math.ceil(min(CLIP_MARGIN * p95, MAX_CLIP_SECONDS) * 10) / 10)
         return clip, None, (f"95 % of the clips last <= {p95:.2f} s: every clip is cropped (energy-centred) or "
-                            f"padded to {clip:g} s")
+                            f"padded to {clip:g} s ({CLIP_MARGIN:g} x, room for the event to move)")
     window = min(WINDOW_SECONDS, max(1.0, pattern_s), max(1.0, p10))
     window = math.floor(window * 10) / 10
     return window, window / 2, (f"recordings last {p10:.1f}-{p90:.1f} s (10-90 %): cut into {window:g} s windows "
@@ -167,11 +168,18 @@ def depth_for(pattern_s: float, *, sr: int, hop_length: int, n_fft: int, n_mels:
 
 
 def head_for(events: dict) -> tuple[str, str]:
-    """Pooling head from the measured sparsity (``events["pooling"]``) and its reason."""
+    """Pooling head from the task's sparsity: the median over classes of the fraction of active frames.
+
+    Sparse (< ``SPARSE_BELOW``): ``max`` (a short event decides); dense (>= ``DENSE_FROM``): ``mean`` (a
+    texture is everywhere); in between ``mean+max`` (both statistics, the classifier weighs them).
+    """
+    from roomtone.recipe.events import DENSE_FROM, SPARSE_BELOW
+
     fracs = [c["active_fraction"] for c in events["per_class"]]
-    name = events["pooling"]
-    return name, (f"events fill {min(fracs):.0%}-{max(fracs):.0%} of the clips (per class, median): "
-                  + {"max": "sparse, so max pooling over time", "autopool": "in between, so a learned autopool",
+    task = float(sorted(fracs)[len(fracs) // 2])
+    name = "max" if task < SPARSE_BELOW else "mean" if task >= DENSE_FROM else "mean+max"
+    return name, (f"events fill {task:.0%} of a clip (median over classes; {min(fracs):.0%}-{max(fracs):.0%}): "
+                  + {"max": "sparse, so max pooling over time", "mean+max": "in between, so mean and max pooling",
                      "mean": "dense textures, so mean pooling over time"}[name])
 
 
