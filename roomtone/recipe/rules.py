@@ -140,7 +140,8 @@ def clip_and_windows(durations: dict, *, pattern_s: float) -> tuple[float, float
     """``(clip_seconds, window_hop or None, reason)`` from the duration percentiles and the pattern length."""
     p95, p10, p90 = durations["p95"], durations["p10"], durations["p90"]
     if p90 <= MAX_CLIP_SECONDS:
-        clip = max(MIN_CLIP_SECONDS, math.ceil(min(CLIP_MARGIN * p95, MAX_CLIP_SECONDS) * 10) / 10)
+        longest = math.ceil(durations["max"] * 10) / 10   # never pad past the longest clip
+        clip = max(MIN_CLIP_SECONDS, math.ceil(min(CLIP_MARGIN * p95, MAX_CLIP_SECONDS, longest) * 10) / 10)
         return clip, None, (f"95 % of the clips last <= {p95:.2f} s: every clip is cropped (energy-centred) or "
                             f"padded to {clip:g} s ({CLIP_MARGIN:g} x, room for the event to move)")
     window = min(WINDOW_SECONDS, max(1.0, pattern_s), max(1.0, p10))
