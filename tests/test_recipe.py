@@ -205,3 +205,43 @@ def _design_defaults(sr: int) -> dict:
     from roomtone.cli.design import design_settings
 
     return design_settings(sr=sr, hop_length=None, n_fft=None, n_mels=None)
+
+
+def test_train_without_config_uses_and_stores_the_recipe(tmp_path):
+    """`roomtone train P --out R` measures the data, prints the choices, stores recipe.yaml; --set wins."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from roomtone.cli.main import build_app
+
+    data = make_set(tmp_path / "d", sr=16000, seconds=(0.4, 0.8), per_split=(4, 1, 1))
+    res = CliRunner().invoke(build_app(), ["train", str(data), "--out", str(tmp_path / "run"), "--set", "max_steps=2",
+                                           "--set", "epochs=1", "--set", "augment.condition=null", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "recipe" in res.output and "frontend.sr" in res.output
+    stored = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
+    assert stored["overrides"] == {"max_steps": 2, "epochs": 1, "augment.condition": None}
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert cfg["frontend"] == stored["config"]["frontend"] and cfg["frontend"]["sr"] == 8000
+    assert cfg["max_steps"] == 2 and cfg["model_kwargs"] == stored["config"]["model_kwargs"]
+
+
+def test_expect_report_and_trained_run_share_the_front_end(tmp_path):
+    """expect analyses the recipe's front end, writes recipe.yaml and its table; the run trains on the same one."""
+    import yaml
+
+    from roomtone.expect.run import expect
+    from roomtone.train import fit
+
+    data = make_set(tmp_path / "d", sr=16000, seconds=(0.4, 0.8), per_split=(4, 1, 2))
+    res = expect(data, tmp_path / "report", examples_per_class=0, fractions=(0.5, 1.0))
+    analysed = json.loads((tmp_path / "report" / "results.json").read_text())["frontend"]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Recipe: what to train" in html and f"roomtone train {data}" in html
+    rec = yaml.safe_load((tmp_path / "report" / "recipe.yaml").read_text())
+    cfg = res["recipe"].config.replace(max_steps=2, epochs=1)
+    fit(cfg, data_dir=data, out_dir=tmp_path / "run", progress=False)
+    trained = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
+    for key in ("sr", "n_fft", "hop_length", "n_mels"):
+        assert analysed[key] == trained[key] == rec["config"]["frontend"][key], key
+    assert float(analysed["fmin"]) == float(trained["fmin"])
