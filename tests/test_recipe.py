@@ -116,6 +116,7 @@ def test_recipe_on_short_clips(tmp_path):
     assert c.frontend.sr == 8000                  # tones below 1.6 kHz: 8 kHz is plenty, files are 16 kHz
     fe = frontend_defaults(sr=8000)
     assert (c.frontend.n_fft, c.frontend.hop_length, c.frontend.n_mels) == (fe["n_fft"], fe["hop_length"], fe["n_mels"])
+    assert 1500 < c.frontend.fmax < 4000          # the tones stop at ~1.5 kHz: the mel bands stop there too
     assert c.window_hop is None and 0.5 <= c.clip_seconds <= 1.25 * 0.8 + 0.1   # 1.25 x p95 of 0.4-0.8 s
     assert c.model_kwargs["head"] == "mean"       # steady tones fill their clips
     assert len(c.model_kwargs["channels"]) == len(c.model_kwargs["pool"]) >= 4

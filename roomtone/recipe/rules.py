@@ -10,6 +10,7 @@ The rules are written once here, each with the constant it uses; none is tuned t
 * sample rate: the smallest standard rate whose Nyquist covers the measured band of every class
   (``measure.ENERGY_FRACTION`` of the active-frame energy), never above the files' own rate;
 * front end: :func:`roomtone.features.frontend_defaults` at that rate (the single home of those numbers);
+  ``fmin``/``fmax`` crop the mel bands to the measured band when it stops well inside the rate's range;
 * clip: ``CLIP_MARGIN`` x the 95th percentile of durations (at most ``MAX_CLIP_SECONDS``); longer recordings are
   cut into windows of ``WINDOW_SECONDS`` (or less, for short ones) every half window, and evaluation and
   prediction decide per recording from its windows;
@@ -37,6 +38,7 @@ MAX_CLIP_SECONDS = 6.0
 WINDOW_SECONDS = 3.0
 MIN_CLIP_SECONDS = 0.25
 CLIP_MARGIN = 1.25
+FMAX_BELOW = 0.8          # a band ending below this share of Nyquist gets fmax (the mel bands stop there)
 MIN_BLOCKS = 4
 CHANNELS = (16, 32, 64, 128, 128, 128, 128, 128)
 BATCH_SIZE = 32
@@ -226,6 +228,12 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
                           f"sr {sr} Hz", "roomtone.features.frontend_defaults: 32-64 ms window, 10 ms hop, 64 mels"))
     choices.append(Choice("frontend.fmin", fmin, f"lowest class band edge {m['f_low']:.0f} Hz",
                           "no class has energy below it" if fmin else "some class has energy near 0 Hz: keep it"))
+    fmax = None
+    if m["f_high"] < FMAX_BELOW * sr / 2:
+        fmax = float(min(sr / 2, math.ceil(1.05 * m["f_high"] / 100) * 100))
+    choices.append(Choice("frontend.fmax", fmax, f"highest class band edge {m['f_high']:.0f} Hz, Nyquist {sr / 2:.0f} Hz",
+                          "the mel bands stop where the energy stops" if fmax else
+                          f"the band reaches {FMAX_BELOW:.0%} of Nyquist or more: keep it all"))
 
     ev = m["events"]
     pattern = float(ev["recommended_rf_s"])
@@ -259,7 +267,7 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     config = TrainConfig(
         model="vgg", model_kwargs=model_kwargs,
         frontend={"sr": sr, "n_fft": fe["n_fft"], "hop_length": fe["hop_length"], "n_mels": fe["n_mels"],
-                  "fmin": fmin, "fmax": None},
+                  "fmin": fmin, "fmax": fmax},
         clip_seconds=clip, window_hop=hop, batch_size=BATCH_SIZE, balanced=balanced, patience=None,
         augment={"condition": condition}, seed=seed)
     steps = steps_for(n_train)
