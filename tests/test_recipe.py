@@ -246,3 +246,17 @@ def test_expect_report_and_trained_run_share_the_front_end(tmp_path):
     for key in ("sr", "n_fft", "hop_length", "n_mels"):
         assert analysed[key] == trained[key] == rec["config"]["frontend"][key], key
     assert float(analysed["fmin"]) == float(trained["fmin"])
+
+
+def test_budget_caps_the_steps_from_timed_steps(tmp_path):
+    from roomtone.cli.train import parse_seconds
+
+    assert [parse_seconds(t) for t in ("300", "300s", "5m", "1.5h", None)] == [300.0, 300.0, 300.0, 5400.0, None]
+    with pytest.raises(ParameterError, match="budget='soon'"):
+        parse_seconds("soon")
+    data = make_set(tmp_path / "b", sr=8000, seconds=(0.4, 0.6), per_split=(3, 1, 1))
+    r = recipe(data, budget_s=1e-3)
+    assert r.config.max_steps == 1
+    assert any("capped by the" in row["reason"] and "s/step" in row["reason"] for row in r.table())
+    with pytest.raises(ParameterError, match="budget_s=0"):
+        recipe(data, budget_s=0)
