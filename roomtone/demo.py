@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from roomtone.errors import ParameterError, RoomtoneError
+from roomtone.errors import MissingDependencyError, ParameterError, RoomtoneError
 
 DATASETS = ("synthetic", "fsdd")
 CORRUPTIONS = ("noise", "room", "mic", "all")
@@ -137,12 +137,12 @@ class _Runner:
             self._say(index, step)
             return False
         if self.console is not None:
-            self.console.rule(f"[bold]{index}/{self.total} {name}")
+            self.console.rule(f"{index}/{self.total} {name}", style="bold")
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             step.detail = fn() or ""
             step.status = "ok"
-        except _Missing as exc:
+        except (_Missing, MissingDependencyError) as exc:
             step.status, step.detail = "missing", str(exc)
         except RoomtoneError as exc:
             step.status, step.detail = "failed", f"{type(exc).__name__}: {exc}"
@@ -159,8 +159,10 @@ class _Runner:
         if self.console is None:
             return
         style = {"ok": "green", "missing": "bold yellow", "skipped": "yellow", "failed": "bold red"}[step.status]
-        self.console.print(f"[{style}]{step.status}[/] {step.name} ({step.seconds:.1f} s) {step.detail}",
-                           highlight=False)
+        from rich.markup import escape
+
+        self.console.print(f"[{style}]{step.status}[/] {escape(step.name)} ({step.seconds:.1f} s) "
+                           f"{escape(step.detail)}", highlight=False)
 
 
 def frontend_for(sr: int) -> dict:
@@ -385,7 +387,7 @@ def _step_evaluate(result, state, *, size, seed) -> str:
 
 def _step_export(result, state) -> str:
     export_model = _require("roomtone.train", "export_model")
-    info = export_model(state["run"], format="onnx", out=result.out_dir / "model.onnx")
+    info = export_model(state["run"], format="onnx", out=result.out_dir / "model.onnx", overwrite=True)
     result.onnx = Path(info["path"])
     diff = info.get("max_abs_diff")
     return f"{result.onnx}" + ("" if diff is None else f" (max |onnxruntime - torch| = {diff:.1e})")

@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         """Run the main job end to end: data -> prepare -> expect -> train with simulated noise, rooms and
         microphones -> evaluate clean and corrupted -> ONNX export -> HTML report."""
         from rich.console import Console
+        from rich.text import Text
 
         from roomtone.demo import run_demo
 
@@ -73,7 +74,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"The CNN {verdict} the quick baseline on this data.")
         bad = [s for s in result.steps if s.status != "ok"]
         for s in bad:
-            console.print(f"[bold yellow]{s.status}[/]: {s.name}: {s.detail}", highlight=False)
+            console.print(Text(f"{s.status}: ", style="bold yellow") + Text(f"{s.name}: {s.detail}"))
         if result.report:
             console.print(f"Report: {result.report}", soft_wrap=True, highlight=False)
         if any(s.status == "failed" for s in bad):

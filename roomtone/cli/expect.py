@@ -31,7 +31,7 @@ def _split_csv(text: str | None) -> tuple[str, ...] | None:
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(cls=_DefaultRun, no_args_is_help=True, add_completion=False,
+    sub = typer.Typer(cls=_DefaultRun, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                       help="Feasibility report before training (default: `run`), robustness matrix after.")
     app.add_typer(sub, name="expect")
 

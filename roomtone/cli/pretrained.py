@@ -9,7 +9,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Pre-trained backbones (PANNs CNN6/10/14, aiSFX): list them, fetch them for offline use.",
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=None)
 
     @sub.command("list")
     def list_cmd(cache_dir: Path = typer.Option(None, help="Cache folder (default $ROOMTONE_CACHE or ~/.cache/roomtone).")):
