@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from roomtone.errors import MissingDependencyError, ParameterError, RoomtoneError
+from roomtone.files import atomic_write_json
 
 DATASETS = ("synthetic", "fsdd")
 CORRUPTIONS = ("noise", "room", "mic", "all")
@@ -229,7 +230,7 @@ def run_demo(
     run("export", lambda: _step_export(result, state), needs=("train",))
     run("report", lambda: _step_report(result, state), needs=("prepare",))
     result.total_seconds = time.perf_counter() - t_start
-    (out_dir / "demo.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_json(out_dir / "demo.json", result.to_dict())
     return result
 
 

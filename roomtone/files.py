@@ -158,6 +158,63 @@ def atomic_path(path: str | os.PathLike, *, keep_suffix: bool = False, sweep: bo
         raise
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where not supported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Context manager for a folder written as a whole: yields an empty staging folder next to ``path``;
+    on a clean exit the staging folder takes the place of ``path`` in one rename (an existing ``path`` is
+    exchanged with it atomically on Linux, then removed; entries of the old folder that the new one does
+    not have, e.g. a feature cache, are moved over). On any error the staging folder is removed and an
+    existing ``path`` is left as it was."""
+    path = Path(path)
+    make_dir(path.parent)
+    sweep_temps(path.parent)
+    stage = temp_path(path)
+    if stage.exists():
+        shutil.rmtree(stage)
+    make_dir(stage)
+    try:
+        yield stage
+        if path.exists():
+            if not _exchange(stage, path):  # two renames: a kill in between leaves the old folder at ``stage``
+                old = path.with_name(f".{path.name}.old.{os.getpid()}.tmp")
+                os.replace(path, old)
+                os.replace(stage, path)
+                stage = old
+            for entry in stage.iterdir():  # ``stage`` now holds the old folder
+                if not (path / entry.name).exists():
+                    os.replace(entry, path / entry.name)
+            shutil.rmtree(stage, ignore_errors=True)
+        else:
+            os.replace(stage, path)
+    except BaseException as exc:
+        if stage.exists() and stage != path:
+            shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, RoomtoneError):
+            raise storage_error(exc, path) from exc
+        raise
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); returns ``path``."""
     path = Path(path)

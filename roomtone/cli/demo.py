@@ -10,6 +10,7 @@ import typer
 def summary_table(result):
     """A rich Table of the demo's numbers: baseline, CNN clean and corrupted, time, paths."""
     from rich.table import Table
+    from rich.text import Text
 
     def pct(v):
         return "n/a" if v is None else f"{v:.1%}"
@@ -19,7 +20,7 @@ def summary_table(result):
     t.add_column("value", justify="right")
     if result.labels:
         n = ", ".join(f"{k} {v}" for k, v in sorted(result.n_examples.items()))
-        t.add_row("classes / examples", f"{len(result.labels)} / {n}")
+        t.add_row("classes / examples", Text(f"{len(result.labels)} / {n}"))
     t.add_row("chance accuracy", pct(result.chance_accuracy))
     t.add_row("quick baseline accuracy (MFCC stats + logistic regression)", pct(result.baseline_accuracy))
     t.add_row("CNN test accuracy, clean", pct(result.test_accuracy))
@@ -27,8 +28,8 @@ def summary_table(result):
         t.add_row(f"CNN test accuracy, corrupted: {name}", pct(acc))
     t.add_row("train time", "n/a" if result.train_seconds is None else f"{result.train_seconds:.0f} s")
     t.add_row("total time", f"{result.total_seconds:.0f} s")
-    t.add_row("ONNX model", str(result.onnx) if result.onnx else "n/a")
-    t.add_row("report", str(result.report) if result.report else "n/a")
+    t.add_row("ONNX model", Text(str(result.onnx) if result.onnx else "n/a"))
+    t.add_row("report", Text(str(result.report) if result.report else "n/a"))
     return t
 
 
@@ -76,6 +77,6 @@ def register(app: typer.Typer) -> None:
         for s in bad:
             console.print(Text(f"{s.status}: ", style="bold yellow") + Text(f"{s.name}: {s.detail}"))
         if result.report:
-            console.print(f"Report: {result.report}", soft_wrap=True, highlight=False)
+            console.print(Text(f"Report: {result.report}"), soft_wrap=True, highlight=False)
         if any(s.status == "failed" for s in bad):
             raise typer.Exit(1)

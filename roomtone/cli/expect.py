@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -97,6 +96,7 @@ def register(app: typer.Typer) -> None:
         from roomtone.errors import ParameterError
         from roomtone.expect import robustness as rb
         from roomtone.expect.report import write_report
+        from roomtone.files import atomic_write_json
 
         tr = _split_csv(train_conditions) or (rb.TRAIN_CONDITIONS if backend == "deep" else
                                               (*rb.TRAIN_CONDITIONS, "noise+room"))
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
                                  train_conditions=tr, test_conditions=te, seed=seed)
         else:
             raise ParameterError(f"--backend {backend!r} must be 'baseline' or 'deep'")
-        (out / "robustness.json").write_text(json.dumps(res, indent=2))
+        atomic_write_json(out / "robustness.json", res)
         path = write_report(out, title=f"roomtone robustness: {Path(prepared_dir).name}", robustness=res)
         c = Console()
         for cond, acc in zip(res["train_conditions"], res["accuracy"], strict=True):

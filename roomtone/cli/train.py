@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option(None, help="Transfer mode with --pretrained: probe | finetune."),
         set_: list[str] = typer.Option(None, "--set", help="Override any config field: key=value (repeatable)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
         """Train from a prepared folder; writes best.pt/last.pt, metrics.jsonl and config.yaml to --out."""
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
         overrides.update(_parse_set(set_))
         if overrides:
             cfg = cfg.replace(**overrides)
-        summary = fit(cfg, data_dir=data, out_dir=out, resume=resume, progress=not no_progress)
+        summary = fit(cfg, data_dir=data, out_dir=out, resume=resume, progress=not no_progress, overwrite=overwrite)
         best = summary.get("best") or {}
         con = Console()
         con.print(f"[bold]run[/bold] {summary.get('run_dir', out)}: {summary.get('epochs_run')} epochs, "

@@ -8,7 +8,6 @@ and 10x the data.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from roomtone.errors import DataError, ParameterError
 from roomtone.expect.baselines import make_classifier, single_thread
+from roomtone.files import atomic_write_json
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
@@ -137,5 +137,5 @@ def cnn_learning_curve(config, *, data_dir: str | os.PathLike, out_dir: str | os
         points.append({"fraction": float(f), "n_train": len(keep), "accuracy": float(m["accuracy"]), "std": 0.0})
     out = summarise(points)
     out["model"] = "cnn"
-    (out_dir / "learning_curve.json").write_text(json.dumps(out, indent=2))
+    atomic_write_json(out_dir / "learning_curve.json", out)
     return out

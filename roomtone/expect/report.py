@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 from pathlib import Path
 
 import numpy as np
+
+from roomtone.files import atomic_write_json, atomic_write_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -302,12 +303,10 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", 
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
     path = out_dir / filename
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, doc)
     results = {"title": title, "audit": audit, "baseline": baseline, "events": events,
                "learning_curve": learning_curve, "robustness": robustness, "frontend": frontend_settings}
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable))
+    atomic_write_json(out_dir / "results.json", results, default=_jsonable)
     return path
 
 

@@ -22,7 +22,6 @@ A batch job: one file never stops the audit.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from roomtone.errors import AudioError, ParameterError
+from roomtone.files import atomic_write_json
 from roomtone.prepare.manifest import ManifestRow
 
 AUDIT_VERSION = 1
@@ -248,11 +248,7 @@ def bad_paths(report: dict) -> set[str]:
 def write_audit(report: dict, out_dir: str | os.PathLike, *, html: bool = True) -> Path:
     """Write ``audit.json`` (and ``audit.html`` with plots) into ``out_dir``; returns the JSON path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "audit.json"
-    tmp = path.with_name("audit.json.partial")
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    os.replace(tmp, path)
+    path = atomic_write_json(out / "audit.json", report, indent=1, ensure_ascii=False)
     if html:
         from roomtone.prepare.audit_html import write_audit_html
 

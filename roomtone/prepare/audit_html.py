@@ -8,6 +8,8 @@ import io
 import os
 from pathlib import Path
 
+from roomtone.files import atomic_write_text
+
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -102,7 +104,5 @@ def write_audit_html(report: dict, path: str | os.PathLike) -> Path:
                  if report["warnings"] else "<p>none</p>")
     parts.append("</body></html>")
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(parts))
     return path

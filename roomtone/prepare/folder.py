@@ -24,13 +24,12 @@ Relative paths in a CSV are resolved against the CSV's folder. Split values are 
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
 
 from roomtone.errors import DataError, ParameterError
-from roomtone.prepare.manifest import COLUMNS, ManifestRow
+from roomtone.prepare.manifest import COLUMNS, ManifestRow, read_csv
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64", ".caf")
 
@@ -201,34 +200,33 @@ def manifest_from_csv(
     test_rx = _compile(test_pattern, "test_pattern")
     base = path.parent
     rows, skipped = [], []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames:
-            raise DataError(f"{path}: empty CSV (no header line)")
-        cols = detect_columns(list(reader.fieldnames), columns)
-        used = {v for v in cols.values() if v}
-        for line_no, rec in enumerate(reader, start=2):
-            raw = (rec.get(cols["path"]) or "").strip()
-            label = (rec.get(cols["label"]) or "").strip()
-            where = f"{path}:{line_no}: "
-            if not raw or not label:
-                skipped.append({"path": raw or where, "reason": f"{where}empty path or label"})
-                continue
-            p = Path(raw)
-            p = p if p.is_absolute() else (base / p)
-            try:
-                split = normalise_split(rec.get(cols["split"]) or "" if cols["split"] else "", where=where)
-                start = float(rec[cols["start"]]) if cols["start"] and rec.get(cols["start"]) else None
-                end = float(rec[cols["end"]]) if cols["end"] and rec.get(cols["end"]) else None
-            except (DataError, ValueError) as exc:
-                skipped.append({"path": str(p), "reason": str(exc)})
-                continue
-            if test_rx is not None and test_rx.search(raw):
-                split = "test"
-            group = (rec.get(cols["group"]) or "").strip() if cols["group"] else ""
-            extra = {k: (v or "") for k, v in rec.items() if k is not None and k not in used and k not in COLUMNS}
-            rows.append(ManifestRow(path=str(p.resolve()), label=label, group=group, split=split,
-                                    start=start, end=end, extra=extra))
+    fieldnames, records = read_csv(path, encoding="utf-8-sig")
+    if not fieldnames:
+        raise DataError(f"{path}: empty CSV (no header line)")
+    cols = detect_columns(fieldnames, columns)
+    used = {v for v in cols.values() if v}
+    for line_no, rec in enumerate(records, start=2):
+        raw = (rec.get(cols["path"]) or "").strip()
+        label = (rec.get(cols["label"]) or "").strip()
+        where = f"{path}:{line_no}: "
+        if not raw or not label:
+            skipped.append({"path": raw or where, "reason": f"{where}empty path or label"})
+            continue
+        p = Path(raw)
+        p = p if p.is_absolute() else (base / p)
+        try:
+            split = normalise_split(rec.get(cols["split"]) or "" if cols["split"] else "", where=where)
+            start = float(rec[cols["start"]]) if cols["start"] and rec.get(cols["start"]) else None
+            end = float(rec[cols["end"]]) if cols["end"] and rec.get(cols["end"]) else None
+        except (DataError, ValueError) as exc:
+            skipped.append({"path": str(p), "reason": str(exc)})
+            continue
+        if test_rx is not None and test_rx.search(raw):
+            split = "test"
+        group = (rec.get(cols["group"]) or "").strip() if cols["group"] else ""
+        extra = {k: (v or "") for k, v in rec.items() if k is not None and k not in used and k not in COLUMNS}
+        rows.append(ManifestRow(path=str(p.resolve()), label=label, group=group, split=split,
+                                start=start, end=end, extra=extra))
     if not rows:
         raise DataError(f"{path}: no usable rows ({len(skipped)} skipped)")
     return rows, skipped

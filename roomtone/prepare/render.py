@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from roomtone.errors import AudioError, DataError, ParameterError
+from roomtone.files import atomic_write_json
 
 LOG = "simulate.log.jsonl"
 SETTINGS = "simulate.json"
@@ -182,8 +183,7 @@ def render(
                         continue
             for name in (LOG, SKIPPED, "manifest.csv"):
                 (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SETTINGS).write_text(json.dumps(settings, indent=1))
+    atomic_write_json(out / SETTINGS, settings, indent=1)
 
     rows, bad_rows = build_manifest(data)
     done: dict[str, dict] = {}

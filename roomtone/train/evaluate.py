@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import torch
 
 from roomtone.errors import DataError, ParameterError
+from roomtone.files import atomic_write_json, check_output
 
 
 def make_corruption(name: str, *, sr: int, noise=None, rooms=None, seed: int = 0, snr_db=(0.0, 20.0), mic="phone"):
@@ -30,20 +29,24 @@ def make_corruption(name: str, *, sr: int, noise=None, rooms=None, seed: int = 0
 
 def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, split: str = "test",
              corrupt=None, noise=None, rooms=None, seed: int = 0, out: str | os.PathLike | None = None,
-             batch_size: int = 64, checkpoint: str = "best", device: str = "cpu") -> dict:
+             batch_size: int = 64, checkpoint: str = "best", device: str = "cpu", overwrite: bool = False) -> dict:
     """Metrics of a trained run on ``split`` of ``data_dir`` (default: the folder it was trained on).
 
     Args:
         corrupt: None (clean), a ``make_condition`` name (``noise``, ``room+mic``, ``all``...; on the test split of
             the banks ``noise``/``rooms``), or a callable ``t(batch (b, time), generator=g)``.
         seed: seed of the corruption generator (the same seed gives the same corrupted test set).
-        out: JSON path; the confusion matrix PNG is written next to it (``<stem>_confusion.png``).
+        out: JSON path; the confusion matrix PNG is written next to it (``<stem>_confusion.png``). An
+            existing ``out`` is replaced only with ``overwrite=True``.
+
+    Files that cannot be read are left out and listed in ``bad_files`` (``{"path", "error"}``); ``n``
+    counts the scored ones.
 
     Returns:
-        ``{"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "split", "corrupt"}``.
+        ``{"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "split", "corrupt", "bad_files"}``.
     """
     from roomtone.train.checkpoint import read_run_info
-    from roomtone.train.data import load_splits, make_dataset
+    from roomtone.train.data import load_splits, make_dataset, readable_rows
     from roomtone.train.loop import predict_dataset
     from roomtone.train.metrics import classification_metrics, plot_confusion
     from roomtone.train.run import load_run
@@ -65,6 +68,12 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
             raise DataError(f"{data_dir}: labels {unknown[:10]} were not in the run's labels {labels[:20]}")
     sr = int(model.sr)
     clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
+    if out is not None:
+        out = check_output(out, overwrite=overwrite)
+    rows, bad_files = readable_rows(rows, labels=labels, sr=sr, clip_seconds=clip)
+    if not rows:
+        raise DataError(f"{data_dir}: none of the {len(bad_files)} files of split {split!r} can be read; "
+                        f"first: {bad_files[0]['path']}: {bad_files[0]['error']}")
     ds = make_dataset(rows, labels=labels, sr=sr, clip_seconds=clip)
     transform, cname = None, None
     if corrupt is not None:
@@ -75,13 +84,12 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
     g = torch.Generator().manual_seed(int(seed))
     logits, y = predict_dataset(model, ds, batch_size=batch_size, transform=transform, generator=g)
     result = classification_metrics(y, logits.argmax(1), labels=labels)
-    result.update({"split": split, "corrupt": cname, "data_dir": str(data_dir), "run_dir": str(run_dir)})
+    result.update({"split": split, "corrupt": cname, "data_dir": str(data_dir), "run_dir": str(run_dir),
+                   "bad_files": bad_files})
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         png = out.with_name(out.stem + "_confusion.png")
         title = f"{split}" + (f" ({cname})" if cname else "") + f": accuracy {result['accuracy']:.3f}"
         plot_confusion(result["confusion_matrix"], labels, png, title=title)
         result["confusion_png"] = str(png)
-        out.write_text(json.dumps(result, indent=2))
+        atomic_write_json(out, result)
     return result

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from roomtone.errors import DataError, ParameterError
+from roomtone.files import atomic_write_json
 
 CLASSES = (
     "beeps_2",
@@ -334,5 +335,5 @@ def synthetic_events(
             if progress is not None:
                 progress(c * n_per_class + i + 1, total)
     path = write_manifest(manifest, rows)
-    stamp.write_text(json.dumps(settings, indent=2) + "\n")
+    atomic_write_json(stamp, settings)
     return path
