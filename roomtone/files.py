@@ -59,7 +59,7 @@ def sweep_temps(folder: str | os.PathLike) -> list[Path]:
         return removed
     for p in folder.iterdir():
         m = _TEMP.match(p.name)
-        if m is None or (int(m["pid"]) != os.getpid() and _pid_alive(int(m["pid"]))):
+        if m is None or int(m["pid"]) == os.getpid() or _pid_alive(int(m["pid"])):
             continue
         with contextlib.suppress(OSError):
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()

@@ -180,7 +180,8 @@ def quick_baseline(x: np.ndarray, y: np.ndarray, *, labels: list[str], groups: n
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ParameterError(f"x of shape {x.shape} and y of shape {y.shape} must be (n, d) and (n,)")
     if len(np.unique(y)) < 2:
-        raise DataError(f"the baseline needs at least 2 classes with examples; found {sorted(set(y.tolist()))}")
+        found = [labels[i] if 0 <= i < len(labels) else str(i) for i in sorted(set(y.tolist()))]
+        raise DataError(f"the baseline needs at least 2 classes with examples; found only {found}")
     with single_thread():
         return _quick_baseline(x, y, labels=labels, groups=groups, splits=splits, n_splits=n_splits, seed=seed)
 

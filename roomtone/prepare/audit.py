@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import numpy as np
 from roomtone.errors import AudioError, ParameterError
 from roomtone.files import atomic_write_json
 from roomtone.prepare.manifest import ManifestRow
+from roomtone.workers import process_pool
 
 AUDIT_VERSION = 1
 
@@ -157,7 +157,7 @@ def audit_files(paths: list[str], *, workers: int = 1, progress=None, **kw) -> l
     size = max(16, len(paths) // (workers * 8))
     chunks = [(paths[i:i + size], kw) for i in range(0, len(paths), size)]
     out = []
-    with ProcessPoolExecutor(max_workers=workers) as ex:
+    with process_pool(workers) as ex:
         for res in ex.map(_audit_chunk, chunks):
             out.extend(res)
             if progress:

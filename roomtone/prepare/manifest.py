@@ -118,6 +118,36 @@ def write_manifest(path: str | os.PathLike, rows: list[ManifestRow]) -> Path:
     return path
 
 
+def dedupe_rows(rows: list[ManifestRow]) -> tuple[list[ManifestRow], list[str]]:
+    """``(rows, warnings)``: exact duplicate rows (same path, label, start, end) dropped, keeping the
+    first; warnings for the duplicates, for a file (span) given two or more labels, and for a label
+    count close to the file count (a label pattern that captures a unique part of the name)."""
+    seen: set[tuple] = set()
+    out, dup = [], 0
+    labels_of_span: dict[tuple, set[str]] = {}
+    for r in rows:
+        key = (r.path, r.label, r.start, r.end)
+        if key in seen:
+            dup += 1
+            continue
+        seen.add(key)
+        out.append(r)
+        labels_of_span.setdefault((r.path, r.start, r.end), set()).add(r.label)
+    msgs = []
+    if dup:
+        msgs.append(f"{dup} duplicate row(s) (same file, label and span) dropped")
+    multi = sorted((k for k, labs in labels_of_span.items() if len(labs) > 1), key=str)
+    if multi:
+        ex = ", ".join(f"{Path(p).name} {sorted(labels_of_span[(p, a, b)])}" for p, a, b in multi[:3])
+        msgs.append(f"{len(multi)} file(s) have two or more labels, e.g. {ex}: a single-label classifier "
+                    "sees contradicting targets")
+    n_files, n_labels = len({r.path for r in out}), len({r.label for r in out})
+    if n_files >= 10 and n_labels > n_files / 2:
+        msgs.append(f"{n_labels} labels over {n_files} files: almost one label per file; does the label "
+                    "pattern (or column) capture a take number or id instead of the class?")
+    return out, msgs
+
+
 def labels_of(rows: list[ManifestRow]) -> list[str]:
     """Sorted unique labels: the class index order used by datasets and models."""
     return sorted({r.label for r in rows})

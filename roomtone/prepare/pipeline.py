@@ -13,6 +13,7 @@ given rate, or the most common rate among the good files (datasets resample ever
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from roomtone.errors import DataError, OutputExistsError, ParameterError
 from roomtone.files import atomic_dir, atomic_write_json
 
 PREPARE_VERSION = 1
+
+
+class ManifestWarning(UserWarning):
+    """Duplicate rows, a file with two labels, or about one label per file."""
+
 PREPARED_FILES = ("manifest.csv", "prepare.json", "audit.json")  # any of them: the folder holds a prepared dataset
 
 
@@ -108,16 +114,27 @@ def _prepare(data, out: Path, stage: Path, *, settings, label_pattern, columns, 
     """The steps of :func:`prepare`, writing into ``stage`` (renamed to ``out`` by the caller)."""
     from roomtone.prepare.audit import audit_rows, bad_paths, print_audit, write_audit
     from roomtone.prepare.folder import build_manifest
-    from roomtone.prepare.manifest import labels_of, write_manifest
+    from roomtone.prepare.manifest import dedupe_rows, labels_of, write_manifest
     from roomtone.prepare.segment import segment_rows
-    from roomtone.prepare.splits import assign_splits, format_split_table, groups_overlap, split_counts
+    from roomtone.prepare.splits import (
+        assign_splits,
+        format_split_table,
+        groups_overlap,
+        split_counts,
+        split_warnings,
+    )
 
 
     rows, skipped = build_manifest(data, label_pattern=label_pattern, columns=columns, test_pattern=test_pattern)
+    rows, manifest_warnings = dedupe_rows(rows)
     report = audit_rows(rows, workers=workers, skipped=skipped, min_duration=min_duration, progress=progress,
                         data=str(data))
     bad = bad_paths(report)
     rows = [r for r in rows if r.path not in bad]
+    classes = labels_of(rows)
+    if rows and len(classes) < 2:
+        raise DataError(f"{data}: a classifier needs at least 2 classes; found {len(classes)}: {classes} "
+                        "(label = parent folder, or pass label_pattern / a label column)")
     if not rows:
         where = out / "failed-audit" if was_prepared else out  # an earlier prepared folder stays as it was
         write_audit(report, where, html=html)
@@ -150,14 +167,18 @@ def _prepare(data, out: Path, stage: Path, *, settings, label_pattern, columns, 
         "bad_files": len(report["bad"]),
         "skipped_files": len(skipped),
         "groups_overlap": overlap,
+        "warnings": manifest_warnings + split_warnings(rows, expect={"train"}),
     }
     atomic_write_json(stage / "prepare.json", meta, indent=1, ensure_ascii=False)
-    if console is not None:
-        from roomtone.prepare.splits import split_warnings
+    if console is None:
+        for msg in manifest_warnings:  # the split warnings were raised by assign_splits
+            warnings.warn(msg, ManifestWarning, stacklevel=3)
+    else:
+        from rich.text import Text
 
         print_audit(report, console=console)
         console.print(format_split_table(rows))
-        for msg in split_warnings(rows, expect={"train"}):
-            console.print(f"[yellow]warning:[/] {msg}")
-        console.print(f"prepared {len(rows)} rows, {len(labels)} classes -> {out}")
+        for msg in meta["warnings"]:
+            console.print(Text("warning: ", style="yellow") + Text(msg))
+        console.print(Text(f"prepared {len(rows)} rows, {len(labels)} classes -> {out}"))
     return out
