@@ -23,7 +23,7 @@ from roomtone.errors import OutputExistsError, ParameterError, RoomtoneError, St
 
 # .<name>.<pid>.tmp or .<name>.<pid>.tmp.<ext> (a kept suffix, for writers that append one)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?:\.[A-Za-z0-9]+)?$")
-_LOW_SPACE = 1 << 20  # bytes: a write that fails with less free than this failed for lack of space
+_LOW_SPACE = 1 << 16  # bytes: a write that fails with less free than this failed for lack of space
 
 _REASONS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
             errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
@@ -72,6 +72,8 @@ def storage_error(exc: BaseException, path: str | os.PathLike, *, action: str = 
     path = Path(path)
     code = getattr(exc, "errno", None)
     reason = _REASONS.get(code) if code is not None else None
+    if reason is None and not _writable(path):
+        reason, code = "the folder is not writable (permission denied or read-only)", errno.EACCES
     if reason is None and _free_bytes(path) < _LOW_SPACE:
         reason, code = _REASONS[errno.ENOSPC], errno.ENOSPC
     if reason is None:
@@ -87,12 +89,18 @@ def storage_error(exc: BaseException, path: str | os.PathLike, *, action: str = 
 
 def io_failure(exc: BaseException, path: str | os.PathLike) -> StorageError | None:
     """A StorageError for ``exc`` when it is a file system failure (an OSError, or any error raised while
-    the disk holding ``path`` is full, as torch and libsndfile report it); None otherwise."""
+    the disk holding ``path`` is full or its folder not writable, as torch and libsndfile report those);
+    None otherwise."""
     if isinstance(exc, StorageError):
         return exc
-    if isinstance(exc, OSError) or _free_bytes(Path(path)) < _LOW_SPACE:
+    if isinstance(exc, OSError) or _free_bytes(Path(path)) < _LOW_SPACE or not _writable(Path(path)):
         return storage_error(exc, path)
     return None
+
+
+def _writable(path: Path) -> bool:
+    folder = path.parent if not path.is_dir() else path
+    return not folder.exists() or os.access(folder, os.W_OK)
 
 
 def _free_bytes(path: Path) -> int:

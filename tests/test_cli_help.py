@@ -48,3 +48,26 @@ def test_regex_example_of_prepare_is_valid():
     res = CliRunner().invoke(build_app(), ["prepare", "--help"])
     example = re.search(r"'(\(\?P<label>[^']+)'", _flat(res.output)).group(1)
     assert re.compile(example).fullmatch("3_jackson_12.wav")
+
+
+def test_every_output_flag_is_out_or_o():
+    """One convention: the option that names what a command writes is --out, with -o as its short form."""
+    for path, cmd in COMMANDS:
+        outs = [p for p in cmd.params if "--out" in getattr(p, "opts", [])]
+        if outs:
+            assert "-o" in outs[0].opts, " ".join(path)
+    with_out = {" ".join(p) for p, c in COMMANDS if any("--out" in getattr(q, "opts", []) for q in c.params)}
+    assert {"demo", "prepare", "simulate", "audit", "train", "evaluate", "predict", "export", "embed",
+            "expect run", "expect robustness", "features cache"} <= with_out
+
+
+def test_positional_output_is_an_alias_of_out(tmp_path, capsys):
+    from roomtone.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["prepare", str(tmp_path), str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.startswith("error: two output folders given")
+    with pytest.raises(SystemExit) as done:
+        main(["simulate", str(tmp_path)])
+    assert done.value.code == 2 and "give --out DIR" in capsys.readouterr().err

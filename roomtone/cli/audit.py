@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command("audit")
     def audit_cmd(
         data: Path = typer.Argument(..., help="Folder of recordings, a CSV file, or a prepared folder."),
-        out: Path = typer.Option(None, help="Folder for audit.json and audit.html (default: print only)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Folder for audit.json and audit.html (default: print only)."),
         label_pattern: str = typer.Option(None, help="Regex on file names with named groups label, group, split."),
         path_column: str = typer.Option(None, help="CSV column with file paths (default: detected)."),
         label_column: str = typer.Option(None, help="CSV column with labels (default: detected)."),

@@ -47,7 +47,7 @@ def accuracy_line(result) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        out: Path = typer.Option(Path("roomtone-demo"), "--out", help="Folder for everything the demo writes."),
+        out: Path = typer.Option(Path("roomtone-demo"), "--out", "-o", help="Folder for everything the demo writes."),
         data: Path | None = typer.Option(None, "--data", help="Your folder of recordings or manifest CSV "
                                          "(label = parent folder, or --label-pattern); with --dataset fsdd, "
                                          "the FSDD recordings folder."),

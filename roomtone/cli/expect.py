@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("run")
     def run(
         prepared_dir: Path = typer.Argument(..., help="A prepared dir (manifest.csv [+ prepare.json])."),
-        out: Path = typer.Option(..., "--out", help="Folder for report.html and results.json."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for report.html and results.json."),
         model: str | None = typer.Option(None, "--model", help="Registered model name or run dir whose front end "
                                          "and receptive field to analyse (default: explicit front-end settings)."),
         sr: int | None = typer.Option(None, "--sr", help="Analysis sample rate (default: prepare.json or the files')."),
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("robustness")
     def robustness_cmd(
         prepared_dir: Path = typer.Argument(..., help="A prepared dir with train and test splits."),
-        out: Path = typer.Option(..., "--out", help="Folder for robustness.json and report.html."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for robustness.json and report.html."),
         noise: Path | None = typer.Option(None, "--noise", help="Noise bank (folder/CSV with a split column); "
                                           "None = procedural colored noise."),
         rooms: str | None = typer.Option(None, "--rooms", help="RIR bank (folder/CSV) or 'simulated' (default)."),

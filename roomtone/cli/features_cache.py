@@ -21,7 +21,8 @@ def register_cache(sub: typer.Typer) -> None:
         fmax: float = typer.Option(None, help="Highest frequency (Hz, default: sr / 2)."),
         n_mfcc: int = typer.Option(None, help="MFCC coefficients (preset mfcc)."),
         sr: int = typer.Option(None, help="Sample rate (default: prepare.json)."),
-        cache_root: Path = typer.Option(None, help="Where caches live (default: PREPARED_DIR/features)."),
+        cache_root: Path = typer.Option(None, "--cache-root", "--out", "-o",
+                                         help="Where caches live (default: PREPARED_DIR/features)."),
         workers: int = typer.Option(2, help="Worker processes."),
     ) -> None:
         """Cache features for a prepared dataset (resumable; a changed parameter never reuses old features)."""

@@ -51,9 +51,17 @@ EXIT_IO = 3  # the file system refused: permission, full disk, a file where a fo
 EXIT_INTERNAL = 4  # a bug: the traceback is shown with --debug or ROOMTONE_DEBUG=1
 
 
+# library argument -> command-line flag, where the two are spelled differently
+FLAGS = {"out_dir": "--out", "out": "--out", "data_dir": "--data"}
+
+
 def cli_message(exc: BaseException) -> str:
-    """A library message in the CLI's words: ``overwrite=True`` becomes ``--overwrite``."""
-    return re.sub(r"\b([a-z][a-z0-9_]*)=True\b", lambda m: "--" + m.group(1).replace("_", "-"), str(exc))
+    """A library message in the CLI's words: ``overwrite=True`` becomes ``--overwrite``, ``out='x'``
+    becomes ``--out 'x'``, ``label_pattern='...'`` becomes ``--label-pattern '...'``."""
+    text = re.sub(r"\b([a-z][a-z0-9_]*)=True\b", lambda m: "--" + m.group(1).replace("_", "-"), str(exc))
+    text = re.sub(r"\b(out_dir|out|data_dir)=", lambda m: FLAGS[m.group(1)] + " ", text)
+    return re.sub(r"\b(label_pattern|test_pattern|clip_seconds)=", lambda m: "--" + m.group(1).replace("_", "-") + " ",
+                  text)
 
 
 def error_line(exc: BaseException) -> tuple[str, int]:

@@ -168,12 +168,12 @@ def render(
         old = json.loads((out / SETTINGS).read_text()) if (out / SETTINGS).exists() else None
         if not overwrite:
             if old is None:
-                raise DataError(f"{out} exists and is not a simulate output; pass --overwrite or choose another OUT_DIR")
+                raise DataError(f"{out} exists and is not a simulate output; pass overwrite=True or choose another out_dir")
             if old != settings:
                 changed = sorted(k for k in settings if old.get(k) != settings[k])
-                raise DataError(f"{out} holds a run with other settings ({changed}); pass --overwrite to replace it")
+                raise DataError(f"{out} holds a run with other settings ({changed}); pass overwrite=True to replace it")
             if manifest.exists():
-                raise DataError(f"{out} already holds this finished run ({manifest}); pass --overwrite to redo it")
+                raise DataError(f"{out} already holds this finished run ({manifest}); pass overwrite=True to redo it")
         else:
             if (out / LOG).exists():  # remove the outputs of the previous run
                 for line in (out / LOG).read_text().splitlines():

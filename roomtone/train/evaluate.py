@@ -55,7 +55,7 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
     if data_dir is None:
         data_dir = read_run_info(run_dir).get("data_dir")
         if data_dir is None:
-            raise ParameterError(f"{run_dir}: the run does not record its data folder; pass data_dir (--data)")
+            raise ParameterError(f"{run_dir}: the run does not record its data folder; pass data_dir=PREPARED_DIR")
     if split not in ("train", "valid", "test"):
         raise ParameterError(f"split={split!r} must be 'train', 'valid' or 'test'")
     splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)

@@ -192,7 +192,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
 
     last_path, best_path, metrics_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
     if not resume and last_path.exists():
-        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True (--resume) to continue it, "
+        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True to continue it, "
                              f"or choose another output folder")
     device = resolve_device(config.device, info)
     splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)

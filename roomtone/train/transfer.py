@@ -180,7 +180,7 @@ def fit_transfer(config, *, data_dir: str | os.PathLike, out_dir: str | os.PathL
         raise ParameterError(f"pretrained={name!r} is not a known backbone; allowed: {sorted(CATALOG)}")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     if not resume and (out_dir / "last.pt").exists():
-        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True (--resume) to continue it, "
+        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True to continue it, "
                              f"or choose another output folder")
     splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)
     labels = list(meta["labels"])

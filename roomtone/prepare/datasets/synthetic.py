@@ -305,7 +305,7 @@ def synthetic_events(
             return manifest
         if not overwrite:
             what = "a synthetic dataset with other settings" if previous else "other files"
-            raise DataError(f"{out_dir}: holds {what}; pass overwrite=True (--overwrite) or choose an empty folder")
+            raise DataError(f"{out_dir}: holds {what}; pass overwrite=True or choose an empty folder")
         if previous is None:
             raise DataError(f"{out_dir}: is not a folder written by synthetic_events; refusing to delete it")
         _remove_previous(out_dir)
