@@ -426,7 +426,14 @@ def _step_report(result, state) -> str:
             notes.append(f"step {s.name} {s.status}: {s.detail}")
     if res.get("report") and not res.get("examples"):
         notes.append(f"listening examples are in the feasibility report: {res['report']}")
+    model = None
+    if state.get("eval", {}).get("clean"):
+        from roomtone.train import read_metrics
+
+        model = {"name": "CNN (VGG)", "evaluations": state["eval"],
+                 "history": read_metrics(state["run"]) if (Path(state["run"]) / "metrics.jsonl").exists() else []}
     path = write_report(result.out_dir / "report", title=f"roomtone demo: {result.dataset}", audit=res.get("audit"),
+                        model=model,
                         baseline=res.get("baseline"), events=res.get("events"),
                         learning_curve=res.get("learning_curve"), robustness=_robustness(result),
                         examples=res.get("examples"), frontend_settings=state.get("frontend"), notes=notes)

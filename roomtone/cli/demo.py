@@ -12,6 +12,8 @@ def summary_table(result):
     from rich.table import Table
     from rich.text import Text
 
+    from roomtone.expect.baselines import BASELINE, BASELINE_METHOD
+
     def pct(v):
         return "n/a" if v is None else f"{v:.1%}"
 
@@ -22,7 +24,7 @@ def summary_table(result):
         n = ", ".join(f"{k} {v}" for k, v in sorted(result.n_examples.items()))
         t.add_row("classes / examples", Text(f"{len(result.labels)} / {n}"))
     t.add_row("chance accuracy", pct(result.chance_accuracy))
-    t.add_row("quick baseline accuracy (MFCC stats + logistic regression)", pct(result.baseline_accuracy))
+    t.add_row(f"{BASELINE} accuracy ({BASELINE_METHOD})", pct(result.baseline_accuracy))
     t.add_row("CNN test accuracy, clean", pct(result.test_accuracy))
     for name, acc in result.corrupted_accuracy.items():
         t.add_row(f"CNN test accuracy, corrupted: {name}", pct(acc))

@@ -15,6 +15,10 @@ import torch
 
 from roomtone.errors import DataError, ParameterError
 
+# One name for the classical floor everywhere (CLI, reports, README)
+BASELINE = "quick baseline"
+BASELINE_METHOD = "summary statistics of the log-mel and its MFCCs + logistic regression"
+
 N_MFCC = 13
 
 
