@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -35,4 +36,4 @@ def register(app: typer.Typer) -> None:
                            progress=lambda n: bar.advance(task, n))
         print_audit(report, console=console, max_rows=max_rows)
         if out is not None:
-            console.print(f"wrote {out / 'audit.json'} and {out / 'audit.html'}")
+            console.print(f"wrote {escape(str(out / 'audit.json'))} and {escape(str(out / 'audit.html'))}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
             con.print(f"receptive field of {run}: {rf.frames} frames = {rf.seconds:.3f} s, {rf.bins} mel bins; "
                       f"jump {rf.jump_seconds:.3f} s")
             warn = check_receptive_field(rf, target_duration=target_duration)
-            con.print(f"[yellow]warning:[/yellow] {warn}" if warn else "[green]matches the target[/green]")
+            con.print(f"[yellow]warning:[/yellow] {escape(warn)}" if warn else "[green]matches the target[/green]")
             return
         d = design(target_duration=target_duration, sr=sr, hop_length=hop_length, win_length=win_length,
                    n_fft=n_fft, n_mels=n_mels)

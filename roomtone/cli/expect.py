@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 
@@ -73,7 +74,7 @@ def register(app: typer.Typer) -> None:
         c.print(f"receptive field >= {ev['recommended_rf_s']:.2f} s, pooling {ev['pooling']}"
                 + (f"; model: {ev['rf_check']}" if ev.get("rf_check") else ""))
         c.print(res["learning_curve"]["verdict"])
-        c.print(f"report: {res['report']}  ({res['seconds']:.0f} s)")
+        c.print(f"report: {escape(str(res['report']))}  ({res['seconds']:.0f} s)")
 
     @sub.command("robustness")
     def robustness_cmd(
@@ -122,7 +123,7 @@ def register(app: typer.Typer) -> None:
         if res.get("ratio") is not None:
             c.print(f"loss on {res['worst']}: {res['robust']} {_fmt_pct(res['drop'][res['robust']])} vs "
                     f"{res['reference']} {_fmt_pct(res['drop'][res['reference']])} (ratio {res['ratio']:.2f})")
-        c.print(f"report: {path}")
+        c.print(f"report: {escape(str(path))}")
 
 
 def _baseline_backend(prepared_dir, *, noise, rooms, train, test, copies, seed) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register_cache(sub: typer.Typer) -> None:
@@ -44,5 +45,5 @@ def register_cache(sub: typer.Typer) -> None:
         console.print(f"{rep['rows']} rows: {rep['computed']} computed, {rep['reused']} reused, "
                       f"{rep['recomputed_invalid']} entries of damaged shards recomputed, {len(rep['failed'])} failed")
         for f in rep["failed"][:20]:
-            console.print(f"[red]failed[/] {f['path']}: {f['reason']}")
-        console.print(f"cache: {rep['cache_dir']}")
+            console.print(f"[red]failed[/] {escape(f['path'])}: {escape(str(f['reason']))}")
+        console.print(f"cache: {escape(str(rep['cache_dir']))}", highlight=False)

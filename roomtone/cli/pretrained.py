@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +40,6 @@ def register(app: typer.Typer) -> None:
 
         path = fetch(name, cache_dir=cache_dir, force=force)
         e = CATALOG[name]
-        Console().print(f"[green]ok[/green] {name}: {path}\n  weights by {e.credit} ({e.licence})")
+        Console().print(f"[green]ok[/green] {escape(name)}: {escape(str(path))}\n  weights by {e.credit} ({e.licence})")
 
     app.add_typer(sub, name="pretrained")

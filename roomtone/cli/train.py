@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def _parse_set(items: list[str] | None) -> dict:
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         summary = fit(cfg, data_dir=data, out_dir=out, resume=resume, progress=not no_progress, overwrite=overwrite)
         best = summary.get("best") or {}
         con = Console()
-        con.print(f"[bold]run[/bold] {summary.get('run_dir', out)}: {summary.get('epochs_run')} epochs, "
+        con.print(f"[bold]run[/bold] {escape(str(summary.get('run_dir', out)))}: {summary.get('epochs_run')} epochs, "
                   f"best epoch {summary.get('best_epoch')}"
                   + (f", valid accuracy {best['valid_accuracy']:.4f}" if "valid_accuracy" in best else "")
                   + (", stopped early" if summary.get("stopped_early") else ""))

@@ -260,6 +260,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
     """A readable summary in the terminal (rich tables): overview, classes, bad files, warnings."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
     s = report["summary"]
@@ -286,7 +287,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
         ct.add_column("files", justify="right")
         ct.add_column("seconds", justify="right")
         for lab, v in list(s["labels"].items())[:max_rows * 5]:
-            ct.add_row(lab, str(v["files"]), f"{v['seconds']:.1f}")
+            ct.add_row(Text(lab), str(v["files"]), f"{v['seconds']:.1f}")
         console.print(ct)
     problems = [(b["path"], b["reason"]) for b in report["bad"]] + \
                [(k["path"], "skipped: " + k["reason"]) for k in report["skipped"]]
@@ -295,7 +296,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
         bt.add_column("file", overflow="fold")
         bt.add_column("reason", overflow="fold")
         for p, why in problems[:max_rows]:
-            bt.add_row(p, why)
+            bt.add_row(Text(p), Text(why))
         if len(problems) > max_rows:
             bt.add_row(f"... {len(problems) - max_rows} more (audit.json)", "")
         console.print(bt)
@@ -306,7 +307,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
         wt.add_column("file", overflow="fold")
         wt.add_column("warning", overflow="fold")
         for w in report["warnings"][:max_rows]:
-            wt.add_row(w["path"], w["warning"])
+            wt.add_row(Text(w["path"]), Text(w["warning"]))
         if len(report["warnings"]) > max_rows:
             wt.add_row(f"... {len(report['warnings']) - max_rows} more (audit.json)", "")
         console.print(wt)

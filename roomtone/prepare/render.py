@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 
 from roomtone.errors import AudioError, DataError, ParameterError
 from roomtone.files import atomic_write_json
@@ -235,7 +236,7 @@ def render(
                 except AudioError as exc:
                     skipped.append((str(src), str(exc)))
                     if console is not None:
-                        console.print(f"[yellow]skipped[/] {src}: {exc}")
+                        console.print(f"[yellow]skipped[/] {escape(str(src))}: {escape(str(exc))}")
                     if bar:
                         bar.advance(task, copies)
                     continue

@@ -229,6 +229,8 @@ def format_split_table(rows: list[ManifestRow]):
     from rich.table import Table
 
     counts = split_counts(rows)
+    from rich.text import Text
+
     t = Table(title="examples per split and class")
     t.add_column("class")
     for s in counts:
@@ -236,7 +238,7 @@ def format_split_table(rows: list[ManifestRow]):
     labels = labels_of(rows)
     for lab in labels:
         cells = [str(counts[s][lab]) if counts[s][lab] else "[bold red]0[/]" for s in counts]
-        t.add_row(lab, *cells)
+        t.add_row(Text(lab), *cells)
     t.add_row("[bold]total[/]", *(f"[bold]{sum(counts[s].values())}[/]" for s in counts))
     groups = {s: len({r.group for r in rows if (r.split or 'unassigned') == s and r.group}) for s in counts}
     if any(groups.values()):
