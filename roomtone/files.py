@@ -72,6 +72,10 @@ def storage_error(exc: BaseException, path: str | os.PathLike, *, action: str = 
     path = Path(path)
     code = getattr(exc, "errno", None)
     reason = _REASONS.get(code) if code is not None else None
+    if code in (errno.EEXIST, errno.ENOTDIR):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            path, reason = blocker, "is a file where a folder is needed; choose another output folder"
     if reason is None and not _writable(path):
         reason, code = "the folder is not writable (permission denied or read-only)", errno.EACCES
     if reason is None and _free_bytes(path) < _LOW_SPACE:
