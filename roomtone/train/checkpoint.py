@@ -28,7 +28,8 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     return path
 
 
-RUN_RESULTS = ("last.pt", "best.pt", "metrics.jsonl", "run.json", "config.yaml", "eval")
+RUN_RESULTS = ("last.pt", "best.pt", "metrics.jsonl", "eval")  # what training produced: never lost silently
+RUN_METADATA = ("config.yaml", "run.json")  # rewritten by every start
 
 
 def check_run_dir(out_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> Path:
@@ -36,6 +37,7 @@ def check_run_dir(out_dir: str | os.PathLike, *, resume: bool, overwrite: bool) 
 
     A folder that already holds results (any of RUN_RESULTS) is continued with ``resume=True`` (it needs
     ``last.pt``), replaced with ``overwrite=True`` (its results are removed first), and refused otherwise.
+    A folder with only RUN_METADATA (a run stopped before its first checkpoint) is simply restarted.
 
     Raises:
         OutputExistsError: results present and neither flag given, or ``resume=True`` without ``last.pt``.
@@ -54,7 +56,7 @@ def check_run_dir(out_dir: str | os.PathLike, *, resume: bool, overwrite: bool) 
         if not overwrite:
             raise OutputExistsError(f"out_dir={str(out_dir)!r} already holds a run ({', '.join(present)}); pass "
                                     "resume=True to continue it, overwrite=True to replace it, or choose another folder")
-        for n in present:
+        for n in (*present, *RUN_METADATA):
             p = out_dir / n
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     sweep_temps(out_dir)
