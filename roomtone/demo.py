@@ -405,7 +405,7 @@ def _robustness(result) -> dict | None:
     tests = ["clean", *result.corrupted_accuracy]
     acc = np.array([[result.test_accuracy, *result.corrupted_accuracy.values()]])
     rob = summarise(acc, train_conditions=["all"], test_conditions=tests, reference="all")
-    rob["model"] = "demo VGG"
+    rob["model"] = "CNN (VGG)"
     return rob
 
 

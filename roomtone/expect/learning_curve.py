@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from roomtone.errors import DataError, ParameterError
-from roomtone.expect.baselines import make_classifier, single_thread
+from roomtone.expect.baselines import BASELINE, make_classifier, single_thread
 from roomtone.files import atomic_write_json
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
@@ -103,7 +103,7 @@ def baseline_learning_curve(x: np.ndarray, y: np.ndarray, *, train: np.ndarray, 
     if len(points) < 2:
         raise DataError(f"too few usable fractions for a learning curve: {points}")
     out = summarise(points)
-    out["model"] = "baseline"
+    out["model"] = BASELINE
     return out
 
 

@@ -319,6 +319,7 @@ def section_learning_curve(lc) -> str:
                           [[f'{p["fraction"]:.0%}', p["n_train"], _pct(p["accuracy"]), _pct(p.get("std", 0))]
                            for p in pts]))
     ax.set_xscale("log")
+    ax.set_title("test accuracy vs training examples (measured, and the fitted power law)", fontsize=9)
     ax.set_xlabel("training examples")
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import ParameterError
+from roomtone.expect.baselines import BASELINE
 from roomtone.files import atomic_write_json
 
 TRAIN_CONDITIONS = ("clean", "noise", "room", "mic", "all")
@@ -125,7 +126,7 @@ def baseline_matrix(train_waves, y_train, test_waves, y_test, *, sr: int, fronte
         step(f"model {c}")
     step(None)
     out = summarise(acc, train_conditions=train_conditions, test_conditions=test_conditions, robust=robust)
-    out["model"] = "baseline"
+    out["model"] = BASELINE
     return out
 
 

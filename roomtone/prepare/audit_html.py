@@ -104,7 +104,7 @@ def write_audit_html(report: dict, path: str | os.PathLike) -> Path:
         _table(["files", "ok", "bad", "skipped", "with warnings", "duplicate groups", "classes", "groups"],
                [[s["files"], s["ok"], s["bad"], s["skipped"], s["with_warnings"], s["duplicate_groups"],
                  len(s["labels"]), s["groups"]]]),
-        _table(["sample rates (Hz: files)", "channels (n: files)", "bit depths", "duration (s)", "warnings"],
+        _table(["sample rates (Hz: files)", "channels (n: files)", "bit depths (bits: files)", "duration (s)", "warnings (kind: files)"],
                [[s["sample_rates"], s["channels"], s["bit_depths"], s["duration"], s.get("warning_kinds", {})]]),
     ]
     for title, png in _plots(report):
