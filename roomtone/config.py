@@ -184,10 +184,9 @@ class TrainConfig:
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            path = Path(path)
-            tmp = path.with_name(path.name + ".partial")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+            from roomtone.files import atomic_write_text
+
+            atomic_write_text(path, text)
         return text
 
     @classmethod
@@ -197,7 +196,12 @@ class TrainConfig:
         path = Path(path)
         if not path.exists():
             raise ParameterError(f"config file {str(path)!r} does not exist")
-        d = yaml.safe_load(path.read_text()) or {}
+        try:
+            d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ParameterError(f"config file {str(path)!r} is not UTF-8 text") from exc
+        except yaml.YAMLError as exc:  # also a tag like !!python/object: safe_load never builds objects
+            raise ParameterError(f"config file {str(path)!r} is not plain YAML: {' '.join(str(exc).split())}") from exc
         if not isinstance(d, dict):
             raise ParameterError(f"config file {str(path)!r} must hold a mapping, got {type(d).__name__}")
         return cls.from_dict(d)

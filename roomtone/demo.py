@@ -19,7 +19,6 @@ as ``skipped``); it is never skipped silently.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -27,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from roomtone.errors import ParameterError, RoomtoneError
+from roomtone.errors import MissingDependencyError, ParameterError, RoomtoneError
+from roomtone.files import atomic_write_json
 
 DATASETS = ("synthetic", "fsdd")
 CORRUPTIONS = ("noise", "room", "mic", "all")
@@ -137,12 +137,12 @@ class _Runner:
             self._say(index, step)
             return False
         if self.console is not None:
-            self.console.rule(f"[bold]{index}/{self.total} {name}")
+            self.console.rule(f"{index}/{self.total} {name}", style="bold")
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             step.detail = fn() or ""
             step.status = "ok"
-        except _Missing as exc:
+        except (_Missing, MissingDependencyError) as exc:
             step.status, step.detail = "missing", str(exc)
         except RoomtoneError as exc:
             step.status, step.detail = "failed", f"{type(exc).__name__}: {exc}"
@@ -159,8 +159,10 @@ class _Runner:
         if self.console is None:
             return
         style = {"ok": "green", "missing": "bold yellow", "skipped": "yellow", "failed": "bold red"}[step.status]
-        self.console.print(f"[{style}]{step.status}[/] {step.name} ({step.seconds:.1f} s) {step.detail}",
-                           highlight=False)
+        from rich.markup import escape
+
+        self.console.print(f"[{style}]{step.status}[/] {escape(step.name)} ({step.seconds:.1f} s) "
+                           f"{escape(step.detail)}", highlight=False)
 
 
 def _check(dataset: str, data, out_dir) -> None:
@@ -220,7 +222,7 @@ def run_demo(
     run("export", lambda: _step_export(result, state), needs=("train",))
     run("report", lambda: _step_report(result, state), needs=("prepare",))
     result.total_seconds = time.perf_counter() - t_start
-    (out_dir / "demo.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_json(out_dir / "demo.json", result.to_dict())
     return result
 
 
@@ -380,7 +382,7 @@ def _step_evaluate(result, state, *, size, seed) -> str:
 
 def _step_export(result, state) -> str:
     export_model = _require("roomtone.train", "export_model")
-    info = export_model(state["run"], format="onnx", out=result.out_dir / "model.onnx")
+    info = export_model(state["run"], format="onnx", out=result.out_dir / "model.onnx", overwrite=True)
     result.onnx = Path(info["path"])
     diff = info.get("max_abs_diff")
     return f"{result.onnx}" + ("" if diff is None else f" (max |onnxruntime - torch| = {diff:.1e})")
@@ -397,7 +399,7 @@ def _robustness(result) -> dict | None:
     tests = ["clean", *result.corrupted_accuracy]
     acc = np.array([[result.test_accuracy, *result.corrupted_accuracy.values()]])
     rob = summarise(acc, train_conditions=["all"], test_conditions=tests, reference="all")
-    rob["model"] = "demo VGG"
+    rob["model"] = "CNN (VGG)"
     return rob
 
 
@@ -426,7 +428,14 @@ def _step_report(result, state) -> str:
         from roomtone.recipe.report import recipe_html
 
         table = recipe_html(rec, out=str(result.out_dir / "run"))
+    model = None
+    if state.get("eval", {}).get("clean"):
+        from roomtone.train import read_metrics
+
+        model = {"name": "CNN (VGG)", "evaluations": state["eval"],
+                 "history": read_metrics(state["run"]) if (Path(state["run"]) / "metrics.jsonl").exists() else []}
     path = write_report(result.out_dir / "report", title=f"roomtone demo: {result.dataset}", audit=res.get("audit"),
+                        model=model,
                         baseline=res.get("baseline"), events=res.get("events"),
                         learning_curve=res.get("learning_curve"), robustness=_robustness(result),
                         examples=res.get("examples"), notes=notes, recipe_html=table,

@@ -126,12 +126,13 @@ def get_scene_embeddings(audio, model: HearModel, *, batch_size: int = 16) -> to
 
 
 def embed_files(model: str | os.PathLike, files, *, out: str | os.PathLike, timestamps: bool = False,
-                cache_dir: str | os.PathLike | None = None) -> dict:
+                cache_dir: str | os.PathLike | None = None, overwrite: bool = False) -> dict:
     """Scene embeddings of audio ``files`` (resampled to the model's rate) saved to ``out`` (.npy, float32).
 
     A file that cannot be read gets a NaN row and is listed in ``OUT.files.csv`` (columns
     ``row,path,status``) and in the returned ``failed`` list; the batch goes on. With ``timestamps``,
     ``OUT.timestamps.npz`` holds ``emb_<row>`` and ``ms_<row>`` arrays per file.
+    Files are written atomically; an existing ``out`` is replaced only with ``overwrite=True``.
     Returns ``{"out", "index", "shape", "failed": [(path, reason), ...]}``.
     """
     import csv
@@ -140,12 +141,13 @@ def embed_files(model: str | os.PathLike, files, *, out: str | os.PathLike, time
 
     from roomtone.audio import load
     from roomtone.errors import RoomtoneError
+    from roomtone.files import atomic_path, check_output
 
-    hm = load_model(model, cache_dir=cache_dir)
     out = Path(out)
     if out.suffix != ".npy":
         out = out.with_suffix(out.suffix + ".npy") if out.suffix else out.with_suffix(".npy")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(out, overwrite=overwrite)
+    hm = load_model(model, cache_dir=cache_dir)
     rows, failed, extra = [], [], {}
     for i, f in enumerate(files):
         try:
@@ -159,14 +161,16 @@ def embed_files(model: str | os.PathLike, files, *, out: str | os.PathLike, time
             emb, ms = get_timestamp_embeddings(y[None], hm)
             extra[f"emb_{i}"], extra[f"ms_{i}"] = emb[0].numpy(), ms[0].numpy()
     arr = np.stack(rows).astype(np.float32) if rows else np.zeros((0, hm.scene_embedding_size), np.float32)
-    np.save(out, arr)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, arr)
     index = out.with_name(out.stem + ".files.csv")
     bad = dict(failed)
-    with open(index, "w", newline="") as fh:
+    with atomic_path(index) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["row", "path", "status"])
         for i, f in enumerate(files):
             w.writerow([i, str(f), "error: " + bad[str(f)] if str(f) in bad else "ok"])
     if timestamps:
-        np.savez(out.with_name(out.stem + ".timestamps.npz"), **extra)
+        with atomic_path(out.with_name(out.stem + ".timestamps.npz")) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **extra)
     return {"out": str(out), "index": str(index), "shape": arr.shape, "failed": failed}

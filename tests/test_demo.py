@@ -57,6 +57,25 @@ def test_missing_piece_is_reported_not_skipped(tmp_path):
         _require("roomtone.no_such_stage")
 
 
+def test_missing_package_is_missing_with_its_hint_printed_literally(tmp_path):
+    from rich.console import Console
+
+    from roomtone.errors import MissingDependencyError
+
+    def export():
+        raise MissingDependencyError("ONNX export needs onnx: pip install 'roomtone[export]'")
+
+    console = Console(record=True, width=200)
+    result = DemoResult(out_dir=tmp_path, dataset="synthetic")
+    run = _Runner(result, console, total=2)
+    assert not run("export", export)
+    assert run("report", lambda: "[not markup] fine")
+    assert [(s.name, s.status) for s in result.steps] == [("export", "missing"), ("report", "ok")]
+    assert result.to_dict()["missing"] == ["export"]
+    text = console.export_text()
+    assert "missing export" in text and "pip install 'roomtone[export]'" in text and "[not markup] fine" in text
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ParameterError, match="dataset='esc50'"):
         run_demo(tmp_path / "x", dataset="esc50")

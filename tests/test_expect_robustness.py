@@ -58,7 +58,7 @@ def test_small_baseline_matrix():
     acc = np.array(res["accuracy"])
     assert acc.shape == (2, 2) and ((acc >= 0) & (acc <= 1)).all()
     assert acc[0, 0] == 1.0  # clicks vs hums are trivially separable when clean
-    assert res["model"] == "baseline" and set(res["drop"]) == {"clean", "noise"}
+    assert res["model"] == "quick baseline" and set(res["drop"]) == {"clean", "noise"}
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from roomtone.errors import ExportError
+from roomtone.errors import ExportError, ParameterError
 from roomtone.models import create_model
 from roomtone.train.export import ScoresModel, export_model
 
@@ -76,3 +76,22 @@ def test_onnx_takes_input_shorter_than_the_pooling_needs(model, tmp_path):
             ref = ref_model(x).numpy()
         got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
         np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+
+
+def test_missing_onnx_is_a_missing_dependency_and_existing_file_is_kept(model, tmp_path, monkeypatch):
+    import sys
+
+    from roomtone.errors import MissingDependencyError, OutputExistsError
+
+    out = tmp_path / "m.onnx"
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError, as in an install without it
+    with pytest.raises(MissingDependencyError, match=r"pip install onnx onnxscript onnxruntime"):
+        export_model(model, format="onnx", out=out)
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind
+    out.write_bytes(b"an earlier export")
+    with pytest.raises(OutputExistsError, match=r"exists; pass overwrite=True"):
+        export_model(model, format="torchscript", out=out)
+    assert out.read_bytes() == b"an earlier export"
+    with pytest.raises(ParameterError, match="is a folder"):
+        export_model(model, format="torchscript", out=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

@@ -132,4 +132,5 @@ def test_cli_list_and_offline_fetch(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as done:
         main(["pretrained", "fetch", "panns-cnn10", "--cache-dir", str(tmp_path)])
     assert done.value.code == 2
-    assert "DownloadError" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not download panns-cnn10") and err.count("\n") == 1

@@ -15,6 +15,7 @@ import torch
 
 from roomtone.audio.resample import resample_array
 from roomtone.errors import AudioError, ParameterError
+from roomtone.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -188,12 +189,6 @@ def save(
     if not np.isfinite(audio).all():
         raise ParameterError(f"refusing to write {path}: audio has non-finite samples")
     data = audio.T if audio.ndim == 2 else audio
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
+    with atomic_path(path, keep_suffix=True, sweep=False) as tmp:  # keep .wav/.flac: it names the format
         sf.write(str(tmp), data.astype(np.float32, copy=False), int(sr), subtype=subtype)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
     @app.command("audit")
     def audit_cmd(
         data: Path = typer.Argument(..., help="Folder of recordings, a CSV file, or a prepared folder."),
-        out: Path = typer.Option(None, help="Folder for audit.json and audit.html (default: print only)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Folder for audit.json and audit.html (default: print only)."),
         label_pattern: str = typer.Option(None, help="Regex on file names with named groups label, group, split."),
         path_column: str = typer.Option(None, help="CSV column with file paths (default: detected)."),
         label_column: str = typer.Option(None, help="CSV column with labels (default: detected)."),
@@ -35,4 +36,4 @@ def register(app: typer.Typer) -> None:
                            progress=lambda n: bar.advance(task, n))
         print_audit(report, console=console, max_rows=max_rows)
         if out is not None:
-            console.print(f"wrote {out / 'audit.json'} and {out / 'audit.html'}")
+            console.print(f"wrote {escape(str(out / 'audit.json'))} and {escape(str(out / 'audit.html'))}")

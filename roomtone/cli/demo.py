@@ -10,6 +10,9 @@ import typer
 def summary_table(result):
     """A rich Table of the demo's numbers: baseline, CNN clean and corrupted, time, paths."""
     from rich.table import Table
+    from rich.text import Text
+
+    from roomtone.expect.baselines import BASELINE, BASELINE_METHOD
 
     def pct(v):
         return "n/a" if v is None else f"{v:.1%}"
@@ -19,16 +22,16 @@ def summary_table(result):
     t.add_column("value", justify="right")
     if result.labels:
         n = ", ".join(f"{k} {v}" for k, v in sorted(result.n_examples.items()))
-        t.add_row("classes / examples", f"{len(result.labels)} / {n}")
+        t.add_row("classes / examples", Text(f"{len(result.labels)} / {n}"))
     t.add_row("chance accuracy", pct(result.chance_accuracy))
-    t.add_row("quick baseline accuracy (MFCC stats + logistic regression)", pct(result.baseline_accuracy))
+    t.add_row(f"{BASELINE} accuracy ({BASELINE_METHOD})", pct(result.baseline_accuracy))
     t.add_row("CNN test accuracy, clean", pct(result.test_accuracy))
     for name, acc in result.corrupted_accuracy.items():
         t.add_row(f"CNN test accuracy, corrupted: {name}", pct(acc))
     t.add_row("train time", "n/a" if result.train_seconds is None else f"{result.train_seconds:.0f} s")
     t.add_row("total time", f"{result.total_seconds:.0f} s")
-    t.add_row("ONNX model", str(result.onnx) if result.onnx else "n/a")
-    t.add_row("report", str(result.report) if result.report else "n/a")
+    t.add_row("ONNX model", Text(str(result.onnx) if result.onnx else "n/a"))
+    t.add_row("report", Text(str(result.report) if result.report else "n/a"))
     return t
 
 
@@ -46,7 +49,7 @@ def accuracy_line(result) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        out: Path = typer.Option(Path("roomtone-demo"), "--out", help="Folder for everything the demo writes."),
+        out: Path = typer.Option(Path("roomtone-demo"), "--out", "-o", help="Folder for everything the demo writes."),
         data: Path | None = typer.Option(None, "--data", help="Your folder of recordings or manifest CSV "
                                          "(label = parent folder, or --label-pattern); with --dataset fsdd, "
                                          "the FSDD recordings folder."),
@@ -60,6 +63,7 @@ def register(app: typer.Typer) -> None:
         """Run the main job end to end: data -> prepare -> expect -> train with simulated noise, rooms and
         microphones -> evaluate clean and corrupted -> ONNX export -> HTML report."""
         from rich.console import Console
+        from rich.text import Text
 
         from roomtone.demo import run_demo
 
@@ -73,8 +77,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"The CNN {verdict} the quick baseline on this data.")
         bad = [s for s in result.steps if s.status != "ok"]
         for s in bad:
-            console.print(f"[bold yellow]{s.status}[/]: {s.name}: {s.detail}", highlight=False)
+            console.print(Text(f"{s.status}: ", style="bold yellow") + Text(f"{s.name}: {s.detail}"))
         if result.report:
-            console.print(f"Report: {result.report}", soft_wrap=True, highlight=False)
+            console.print(Text(f"Report: {result.report}"), soft_wrap=True, highlight=False)
         if any(s.status == "failed" for s in bad):
             raise typer.Exit(1)

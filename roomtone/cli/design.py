@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def design_settings(*, sr: int | None, hop_length: int | None, n_fft: int | None, n_mels: int | None) -> dict:
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
             con.print(f"receptive field of {run}: {rf.frames} frames = {rf.seconds:.3f} s, {rf.bins} mel bins; "
                       f"jump {rf.jump_seconds:.3f} s")
             warn = check_receptive_field(rf, target_duration=target_duration)
-            con.print(f"[yellow]warning:[/yellow] {warn}" if warn else "[green]matches the target[/green]")
+            con.print(f"[yellow]warning:[/yellow] {escape(warn)}" if warn else "[green]matches the target[/green]")
             return
         fe = design_settings(sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels)
         sr, hop_length, n_fft, n_mels = fe["sr"], fe["hop_length"], fe["n_fft"], fe["n_mels"]

@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 
@@ -31,14 +31,14 @@ def _split_csv(text: str | None) -> tuple[str, ...] | None:
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(cls=_DefaultRun, no_args_is_help=True, add_completion=False,
+    sub = typer.Typer(cls=_DefaultRun, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                       help="Feasibility report before training (default: `run`), robustness matrix after.")
     app.add_typer(sub, name="expect")
 
     @sub.command("run")
     def run(
         prepared_dir: Path = typer.Argument(..., help="A prepared dir (manifest.csv [+ prepare.json])."),
-        out: Path = typer.Option(..., "--out", help="Folder for report.html and results.json."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for report.html and results.json."),
         model: str | None = typer.Option(None, "--model", help="Registered model name or run dir whose front end "
                                          "and receptive field to analyse (default: explicit front-end settings)."),
         sr: int | None = typer.Option(None, "--sr", help="Analysis sample rate (default: prepare.json or the files')."),
@@ -79,12 +79,12 @@ def register(app: typer.Typer) -> None:
 
             print_recipe(res["recipe"], console=c)
             c.print(f"train it: {res['recipe'].train_command()}  (recipe: {Path(out) / 'recipe.yaml'})", markup=False)
-        c.print(f"report: {res['report']}  ({res['seconds']:.0f} s)")
+        c.print(f"report: {escape(str(res['report']))}  ({res['seconds']:.0f} s)")
 
     @sub.command("robustness")
     def robustness_cmd(
         prepared_dir: Path = typer.Argument(..., help="A prepared dir with train and test splits."),
-        out: Path = typer.Option(..., "--out", help="Folder for robustness.json and report.html."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for robustness.json and report.html."),
         noise: Path | None = typer.Option(None, "--noise", help="Noise bank (folder/CSV with a split column); "
                                           "None = procedural colored noise."),
         rooms: str | None = typer.Option(None, "--rooms", help="RIR bank (folder/CSV) or 'simulated' (default)."),
@@ -102,6 +102,7 @@ def register(app: typer.Typer) -> None:
         from roomtone.errors import ParameterError
         from roomtone.expect import robustness as rb
         from roomtone.expect.report import write_report
+        from roomtone.files import atomic_write_json
 
         tr = _split_csv(train_conditions) or (rb.TRAIN_CONDITIONS if backend == "deep" else
                                               (*rb.TRAIN_CONDITIONS, "noise+room"))
@@ -118,7 +119,7 @@ def register(app: typer.Typer) -> None:
                                  train_conditions=tr, test_conditions=te, seed=seed)
         else:
             raise ParameterError(f"--backend {backend!r} must be 'baseline' or 'deep'")
-        (out / "robustness.json").write_text(json.dumps(res, indent=2))
+        atomic_write_json(out / "robustness.json", res)
         path = write_report(out, title=f"roomtone robustness: {Path(prepared_dir).name}", robustness=res)
         c = Console()
         for cond, acc in zip(res["train_conditions"], res["accuracy"], strict=True):
@@ -127,7 +128,7 @@ def register(app: typer.Typer) -> None:
         if res.get("ratio") is not None:
             c.print(f"loss on {res['worst']}: {res['robust']} {_fmt_pct(res['drop'][res['robust']])} vs "
                     f"{res['reference']} {_fmt_pct(res['drop'][res['reference']])} (ratio {res['ratio']:.2f})")
-        c.print(f"report: {path}")
+        c.print(f"report: {escape(str(path))}")
 
 
 def _baseline_backend(prepared_dir, *, noise, rooms, train, test, copies, seed) -> dict:

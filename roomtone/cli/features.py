@@ -11,7 +11,7 @@ import typer
 def register(app: typer.Typer) -> None:
     """Add the ``features`` sub-app (``describe``, ``cache``) to ``app``."""
     sub = typer.Typer(help="Feature layers: describe what each representation costs, cache features.",
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=None)
 
     @sub.command("describe")
     def describe(

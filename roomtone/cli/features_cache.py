@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register_cache(sub: typer.Typer) -> None:
@@ -21,7 +22,8 @@ def register_cache(sub: typer.Typer) -> None:
         fmax: float = typer.Option(None, help="Highest frequency (Hz, default: sr / 2)."),
         n_mfcc: int = typer.Option(None, help="MFCC coefficients (preset mfcc)."),
         sr: int = typer.Option(None, help="Sample rate (default: prepare.json)."),
-        cache_root: Path = typer.Option(None, help="Where caches live (default: PREPARED_DIR/features)."),
+        cache_root: Path = typer.Option(None, "--cache-root", "--out", "-o",
+                                         help="Where caches live (default: PREPARED_DIR/features)."),
         workers: int = typer.Option(2, help="Worker processes."),
     ) -> None:
         """Cache features for a prepared dataset (resumable; a changed parameter never reuses old features)."""
@@ -43,5 +45,5 @@ def register_cache(sub: typer.Typer) -> None:
         console.print(f"{rep['rows']} rows: {rep['computed']} computed, {rep['reused']} reused, "
                       f"{rep['recomputed_invalid']} entries of damaged shards recomputed, {len(rep['failed'])} failed")
         for f in rep["failed"][:20]:
-            console.print(f"[red]failed[/] {f['path']}: {f['reason']}")
-        console.print(f"cache: {rep['cache_dir']}")
+            console.print(f"[red]failed[/] {escape(f['path'])}: {escape(str(f['reason']))}")
+        console.print(f"cache: {escape(str(rep['cache_dir']))}", highlight=False)

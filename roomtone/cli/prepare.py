@@ -1,4 +1,4 @@
-"""`roomtone prepare DATA OUT_DIR`: manifest + audit + trim/segment + leak-free splits."""
+"""`roomtone prepare DATA --out OUT_DIR` (or `prepare DATA OUT_DIR`): manifest + audit + trim/segment + leak-free splits."""
 
 from __future__ import annotations
 
@@ -11,6 +11,19 @@ def _list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
+def output_folder(positional: Path | None, option: Path | None) -> Path:
+    """The output folder of a command that takes it as ``--out/-o`` or, as a documented alias, as its
+    last positional argument."""
+    from roomtone.errors import ParameterError
+
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        raise ParameterError(f"two output folders given: {str(positional)!r} and --out {str(option)!r}; give one")
+    out = option if option is not None else positional
+    if out is None:
+        raise ParameterError("no output folder: give --out DIR")
+    return Path(out)
+
+
 def columns_option(path_column, label_column, group_column, split_column) -> dict[str, str] | None:
     cols = {k: v for k, v in (("path", path_column), ("label", label_column), ("group", group_column),
                               ("split", split_column)) if v}
@@ -21,7 +34,8 @@ def register(app: typer.Typer) -> None:
     @app.command("prepare")
     def prepare_cmd(
         data: Path = typer.Argument(..., help="Folder of recordings (label = parent folder), or a CSV file."),
-        out_dir: Path = typer.Argument(..., help="Prepared folder to write (manifest.csv, prepare.json, audit)."),
+        out_dir: Path = typer.Argument(None, help="Same as --out (kept as a positional alias).", show_default=False),
+        out: Path = typer.Option(None, "--out", "-o", help="Prepared folder to write (manifest.csv, prepare.json, audit)."),
         label_pattern: str = typer.Option(None, help=r"Regex on file names with named groups label, group, split, "
                                           r"e.g. '(?P<label>\d)_(?P<group>[a-z]+)_\d+\.wav'."),
         test_pattern: str = typer.Option(None, help=r"Regex on relative paths: matching files are test "
@@ -50,7 +64,7 @@ def register(app: typer.Typer) -> None:
 
         from roomtone.prepare.pipeline import prepare
 
-        prepare(data, out_dir, label_pattern=label_pattern, test_pattern=test_pattern,
+        prepare(data, output_folder(out_dir, out), label_pattern=label_pattern, test_pattern=test_pattern,
                 columns=columns_option(path_column, label_column, group_column, split_column),
                 valid=valid, test=test, seed=seed, group_split=group_split, test_groups=_list(test_groups),
                 valid_groups=_list(valid_groups), clip_seconds=clip_seconds, trim_db=trim_db, window=window,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Pre-trained backbones (PANNs CNN6/10/14, aiSFX): list them, fetch them for offline use.",
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=None)
 
     @sub.command("list")
     def list_cmd(cache_dir: Path = typer.Option(None, help="Cache folder (default $ROOMTONE_CACHE or ~/.cache/roomtone).")):
@@ -39,6 +40,6 @@ def register(app: typer.Typer) -> None:
 
         path = fetch(name, cache_dir=cache_dir, force=force)
         e = CATALOG[name]
-        Console().print(f"[green]ok[/green] {name}: {path}\n  weights by {e.credit} ({e.licence})")
+        Console().print(f"[green]ok[/green] {escape(name)}: {escape(str(path))}\n  weights by {e.credit} ({e.licence})")
 
     app.add_typer(sub, name="pretrained")

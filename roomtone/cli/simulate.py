@@ -1,4 +1,4 @@
-"""`roomtone simulate IN_DIR_OR_CSV OUT_DIR`: augmented copies (noise, rooms, microphones) + a manifest
+"""`roomtone simulate IN_DIR_OR_CSV --out OUT_DIR` (or a positional OUT_DIR): augmented copies (noise, rooms, microphones) + a manifest
 of every drawn parameter. Maps onto :func:`roomtone.prepare.render.render`."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate_cmd(
         data: Path = typer.Argument(..., help="Folder of recordings, a CSV, or a prepared folder (manifest.csv)."),
-        out_dir: Path = typer.Argument(..., help="Where the augmented copies and manifest.csv go (not inside DATA)."),
+        out_dir: Path = typer.Argument(None, help="Same as --out (kept as a positional alias).", show_default=False),
+        out: Path = typer.Option(None, "--out", "-o", help="Where the augmented copies and manifest.csv go (not inside DATA)."),
         noise: str = typer.Option(None, help="Noise folder/CSV (its 'split' rows are used), or 'colored'."),
         snr: str = typer.Option("0:20", help="SNR range in dB, LOW:HIGH (or one number)."),
         rooms: str = typer.Option(None, help="RIR folder/CSV, or 'simulated' (shoebox rooms, cached)."),
@@ -33,7 +34,8 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
+        from roomtone.cli.prepare import output_folder
         from roomtone.prepare.render import render
 
-        render(data, out_dir, noise=noise, snr_db=snr, rooms=rooms, mic=mic, copies=copies, seed=seed, sr=sr,
+        render(data, output_folder(out_dir, out), noise=noise, snr_db=snr, rooms=rooms, mic=mic, copies=copies, seed=seed, sr=sr,
                split=split, subtype=subtype, overwrite=overwrite, console=Console(stderr=True), rt60=rt60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def _parse_set(items: list[str] | None) -> dict:
@@ -56,6 +57,7 @@ def register(app: typer.Typer) -> None:
         budget: str = typer.Option(None, help="Training time budget for the recipe (e.g. 300, 5m, 1h): caps the "
                                    "step count from a few timed steps. Default: steps from the data's size only."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
         """Train from a prepared folder; writes best.pt/last.pt, metrics.jsonl and config.yaml to --out.
@@ -89,11 +91,11 @@ def register(app: typer.Typer) -> None:
             cfg, overrides = rec.config, {}
         if overrides:
             cfg = cfg.replace(**overrides)
-        summary = fit(cfg, data_dir=data, out_dir=out, resume=resume, progress=not no_progress)
+        summary = fit(cfg, data_dir=data, out_dir=out, resume=resume, progress=not no_progress, overwrite=overwrite)
         if rec is not None:
             rec.to_yaml(Path(out) / "recipe.yaml")
         best = summary.get("best") or {}
-        con.print(f"[bold]run[/bold] {summary.get('run_dir', out)}: {summary.get('epochs_run')} epochs, "
+        con.print(f"[bold]run[/bold] {escape(str(summary.get('run_dir', out)))}: {summary.get('epochs_run')} epochs, "
                   f"best epoch {summary.get('best_epoch')}"
                   + (f", valid accuracy {best['valid_accuracy']:.4f}" if "valid_accuracy" in best else "")
                   + (", stopped early" if summary.get("stopped_early") else ""))

@@ -15,6 +15,10 @@ import torch
 
 from roomtone.errors import DataError, ParameterError
 
+# One name for the classical floor everywhere (CLI, reports, README)
+BASELINE = "quick baseline"
+BASELINE_METHOD = "summary statistics of the log-mel and its MFCCs + logistic regression"
+
 N_MFCC = 13
 
 
@@ -180,7 +184,8 @@ def quick_baseline(x: np.ndarray, y: np.ndarray, *, labels: list[str], groups: n
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ParameterError(f"x of shape {x.shape} and y of shape {y.shape} must be (n, d) and (n,)")
     if len(np.unique(y)) < 2:
-        raise DataError(f"the baseline needs at least 2 classes with examples; found {sorted(set(y.tolist()))}")
+        found = [labels[i] if 0 <= i < len(labels) else str(i) for i in sorted(set(y.tolist()))]
+        raise DataError(f"the baseline needs at least 2 classes with examples; found only {found}")
     with single_thread():
         return _quick_baseline(x, y, labels=labels, groups=groups, splits=splits, n_splits=n_splits, seed=seed)
 

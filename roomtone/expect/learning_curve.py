@@ -8,7 +8,6 @@ and 10x the data.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from roomtone.errors import DataError, ParameterError
-from roomtone.expect.baselines import make_classifier, single_thread
+from roomtone.expect.baselines import BASELINE, make_classifier, single_thread
+from roomtone.files import atomic_write_json
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
@@ -103,7 +103,7 @@ def baseline_learning_curve(x: np.ndarray, y: np.ndarray, *, train: np.ndarray, 
     if len(points) < 2:
         raise DataError(f"too few usable fractions for a learning curve: {points}")
     out = summarise(points)
-    out["model"] = "baseline"
+    out["model"] = BASELINE
     return out
 
 
@@ -137,5 +137,5 @@ def cnn_learning_curve(config, *, data_dir: str | os.PathLike, out_dir: str | os
         points.append({"fraction": float(f), "n_train": len(keep), "accuracy": float(m["accuracy"]), "std": 0.0})
     out = summarise(points)
     out["model"] = "cnn"
-    (out_dir / "learning_curve.json").write_text(json.dumps(out, indent=2))
+    atomic_write_json(out_dir / "learning_curve.json", out)
     return out

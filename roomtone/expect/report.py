@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 from pathlib import Path
 
 import numpy as np
+
+from roomtone.expect.baselines import BASELINE, BASELINE_METHOD
+from roomtone.files import atomic_write_json, atomic_write_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -26,6 +28,8 @@ figure{margin:.6rem 0} img{max-width:100%;height:auto;border:1px solid #eee}
 .ex{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6rem} audio{width:100%;height:32px}
 .lab{font-size:.85rem;color:#555;margin:.3rem 0 0}
+table.in{margin:0} table.in td{border:none;padding:0 .4rem 0 0}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:1.2rem;align-items:start}
 """
 
 
@@ -73,9 +77,19 @@ def _plt():
     return plt
 
 
+def _cell(value) -> str:
+    """A table cell's HTML: a dict becomes a small two-column table (key, value), anything else text."""
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        rows = "".join(f'<tr><td class="l">{_esc(k)}</td><td>{_esc(v)}</td></tr>' for k, v in value.items())
+        return f'<table class="in">{rows}</table>'
+    return _esc(value)
+
+
 def _table(head: list[str], rows: list[list], left: int = 1) -> str:
     th = "".join(f'<th class="{"l" if i < left else ""}">{_esc(h)}</th>' for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_esc(c)}</td>' for i, c in enumerate(r))
+    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_cell(c)}</td>' for i, c in enumerate(r))
                    + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{body}</table>"
 
@@ -87,7 +101,7 @@ def _note(text: str) -> str:
 def section_audit(audit: dict | None) -> str:
     if not audit:
         return _note("No audit summary for this run.")
-    parts = [_table(["item", "value"], [[k, v] for k, v in audit.get("summary", {}).items()])]
+    parts = [_table(["item", "value"], [[str(k).replace("_", " "), v] for k, v in audit.get("summary", {}).items()])]
     if audit.get("per_class"):
         splits = audit.get("splits", [])
         parts.append(_table(["class", *splits, "total"],
@@ -98,6 +112,8 @@ def section_audit(audit: dict | None) -> str:
 
 
 def confusion_figure(cm, labels: list[str], title: str) -> str:
+    """A confusion matrix (rows true, columns predicted): cells print counts, colour is the share of the
+    true class (row); ``title`` names the model and the test set."""
     plt = _plt()
     cm = np.asarray(cm, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -108,7 +124,7 @@ def confusion_figure(cm, labels: list[str], title: str) -> str:
     ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(f"{title}\ncounts; colour = share of the true class", fontsize=9)
     if k <= 20:
         for i in range(k):
             for j in range(k):
@@ -121,8 +137,8 @@ def confusion_figure(cm, labels: list[str], title: str) -> str:
 def section_baseline(baseline: dict | None) -> str:
     if not baseline:
         return _note("The quick baseline was not computed for this run.")
-    out = [f'<p>Classifier: {_esc(baseline.get("classifier", ""))} on {baseline.get("n_features")} summary '
-           f'features of the log-mel, {baseline.get("n_examples")} examples.</p>']
+    out = [f'<p>The {BASELINE}: {_esc(BASELINE_METHOD)} ({baseline.get("n_features")} features, '
+           f'{baseline.get("n_examples")} examples).</p>']
     rows = []
     for name in ("holdout", "grouped_cv"):
         r = baseline.get(name)
@@ -143,27 +159,46 @@ def section_baseline(baseline: dict | None) -> str:
                               [[f'{p["a"]} / {p["b"]}', p["errors"], p["a_as_b"], p["b_as_a"], _pct(p["share"])]
                                for p in main["confused_pairs"]]))
         out.append("<h3>Confusion matrix</h3>")
-        out.append(_img(confusion_figure(main["confusion_matrix"], main["labels"], "baseline confusion (row-normalised)"),
+        out.append(_img(confusion_figure(main["confusion_matrix"], main["labels"], f"{BASELINE}: test confusion"),
                         "baseline confusion matrix"))
     return "".join(out)
+
+
+def spectrogram_figure(logmel: np.ndarray, settings: dict, *, title: str):
+    """A log-mel ``(n_mels, frames)`` in dB as a figure: time in seconds, the mel bands' centre
+    frequencies in Hz, a dB colour bar. ``settings``: ``sr``, ``hop_length`` (default sr // 100),
+    ``fmin``, ``fmax`` (default 0 and sr / 2)."""
+    from roomtone.features.filters import mel_frequencies
+
+    plt = _plt()
+    sr = int(settings.get("sr") or 16000)
+    hop = int(settings.get("hop_length") or sr // 100)
+    n_mels, frames = logmel.shape
+    fmin, fmax = float(settings.get("fmin") or 0.0), float(settings.get("fmax") or sr / 2)
+    centres = mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax)[1:-1]
+    fig, ax = plt.subplots(figsize=(4.4, 2.4))
+    im = ax.imshow(logmel, origin="lower", aspect="auto", cmap="magma",
+                   extent=(0.0, frames * hop / sr, -0.5, n_mels - 0.5))
+    ticks = np.unique(np.linspace(0, n_mels - 1, 5).round().astype(int))
+    ax.set_yticks(ticks, [f"{centres[i]:.0f}" for i in ticks])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz, mel scale)")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="dB", pad=0.02)
+    return fig
 
 
 def section_examples(examples: list[dict] | None, frontend_settings: dict | None) -> str:
     if not examples:
         return _note("No listening examples for this run.")
-    plt = _plt()
     out = []
     if frontend_settings:
         out.append("<p>Front end: " + ", ".join(f"{k}={_esc(v)}" for k, v in frontend_settings.items()) + "</p>")
     out.append('<div class="ex">')
     for ex in examples:
-        fig, ax = plt.subplots(figsize=(4.2, 2.2))
-        lm = np.asarray(ex["logmel"])
-        ax.imshow(lm, origin="lower", aspect="auto", cmap="magma")
-        ax.set_title(f'{ex["label"]}: {Path(str(ex.get("name", ""))).name}', fontsize=9)
-        ax.set_xlabel("frame")
-        ax.set_ylabel("mel band")
-        card = [f'<div class="card"><b>{_esc(ex["label"])}</b>', _img(png_data_uri(fig), f'log-mel of {ex["label"]}')]
+        fig = spectrogram_figure(np.asarray(ex["logmel"]), frontend_settings or {"sr": ex["sr"]},
+                                 title=f'log-mel of {ex["label"]}: {Path(str(ex.get("name", ""))).name}')
+        card = [f'<div class="card"><b>{_esc(ex["label"])}</b>', _img(png_data_uri(fig), f'log-mel spectrogram of {ex["label"]}')]
         for key, title in (("original", "original"), ("simulated", f'simulated ({ex.get("condition", "")})'),
                            ("reconstructed", "reconstructed from the log-mel")):
             if ex.get(key) is not None and np.asarray(ex[key]).size:
@@ -172,6 +207,69 @@ def section_examples(examples: list[dict] | None, frontend_settings: dict | None
         card.append("</div>")
         out.append("".join(card))
     out.append("</div>")
+    return "".join(out)
+
+
+def training_curves_figure(history: list[dict], *, name: str) -> str:
+    """Loss and accuracy per epoch (train and valid) from ``metrics.jsonl`` records."""
+    plt = _plt()
+    ep = [r["epoch"] for r in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.0, 2.8))
+    for ax, key, what in ((a1, "loss", "cross-entropy loss"), (a2, "accuracy", "accuracy")):
+        for split, style in (("train", "-o"), ("valid", "--s")):
+            ys = [r.get(f"{split}_{key}") for r in history]
+            if any(y is not None for y in ys):
+                ax.plot(ep, [np.nan if y is None else y for y in ys], style, ms=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    a2.set_ylim(0, 1.02)
+    fig.suptitle(f"{name}: training curves", fontsize=10)
+    fig.tight_layout()
+    return png_data_uri(fig)
+
+
+def section_model(model: dict | None, baseline: dict | None) -> str:
+    """The trained CNN next to the quick baseline: accuracy clean and corrupted, per class, confusion
+    matrix and training curves. ``model``: ``{"name", "evaluations": {"clean": evaluate() dict, <corruption>:
+    ...}, "history": metrics.jsonl records}``."""
+    if not model or not model.get("evaluations", {}).get("clean"):
+        return _note("No trained CNN in this run.")
+    name = model.get("name", "CNN")
+    ev = model["evaluations"]
+    clean = ev["clean"]
+    base = (baseline or {}).get("holdout")
+    rows = [[f"{name}, test clean", _pct(clean["accuracy"]), _pct(clean["macro_f1"]), clean["n"]]]
+    rows += [[f"{name}, test under {k}", _pct(m["accuracy"]), _pct(m["macro_f1"]), m["n"]]
+             for k, m in ev.items() if k != "clean"]
+    if base:
+        rows.append([f"{BASELINE}, test clean", _pct(base["accuracy"]), _pct(base["macro_f1"]),
+                     sum(c["support"] for c in base["per_class"])])
+    out = [_table(["model and test set", "accuracy", "macro F1", "examples"], rows)]
+    per = clean["per_class"]
+    base_pc = {c["label"]: c for c in (base or {}).get("per_class", [])}
+    head = ["class", f"{name} precision", f"{name} recall", f"{name} F1", "support"]
+    if base_pc:
+        head.append(f"{BASELINE} F1")
+    out.append("<h3>Per class, clean test set</h3>")
+    out.append(_table(head, [[lab, _pct(pc["precision"]), _pct(pc["recall"]), _pct(pc["f1"]), pc["support"],
+                              *([_pct(base_pc[lab]["f1"])] if lab in base_pc else ([""] if base_pc else []))]
+                             for lab, pc in per.items()]))
+    out.append("<h3>Confusion matrices, clean test set</h3>")
+    figs = [_img(confusion_figure(clean["confusion_matrix"], clean["labels"], f"{name}: test confusion"),
+                 f"{name} confusion matrix")]
+    if base:
+        figs.append(_img(confusion_figure(base["confusion_matrix"], base["labels"], f"{BASELINE}: test confusion"),
+                         f"{BASELINE} confusion matrix"))
+    out.append('<div class="pair">' + "".join(figs) + "</div>")
+    if model.get("history"):
+        out.append("<h3>Training curves</h3>")
+        out.append(_img(training_curves_figure(model["history"], name=name), f"{name} training curves"))
+    bad = clean.get("bad_files") or []
+    if bad:
+        out.append(_note(f"{len(bad)} test file(s) could not be read and were left out: "
+                         + "; ".join(b["path"] for b in bad[:5])))
     return "".join(out)
 
 
@@ -221,6 +319,7 @@ def section_learning_curve(lc) -> str:
                           [[f'{p["fraction"]:.0%}', p["n_train"], _pct(p["accuracy"]), _pct(p.get("std", 0))]
                            for p in pts]))
     ax.set_xscale("log")
+    ax.set_title("test accuracy vs training examples (measured, and the fitted power law)", fontsize=9)
     ax.set_xlabel("training examples")
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)
@@ -264,12 +363,13 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", 
                  baseline: dict | None = None, events: dict | None = None, learning_curve: dict | list | None = None,
                  robustness: dict | None = None, examples: list[dict] | None = None,
                  frontend_settings: dict | None = None, notes: list[str] | None = None,
-                 recipe_html: str | None = None, filename: str = "report.html") -> Path:
+                 recipe_html: str | None = None, filename: str = "report.html", model: dict | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained) and ``out_dir/results.json``; return the HTML path.
 
     ``examples``: dicts with ``label, name, sr, logmel (n_mels, frames)`` and waves ``original``,
     ``simulated`` (+ ``condition``), ``reconstructed`` (each ``(time,)`` or None). ``recipe_html``: the
     training recipe's table (``roomtone.recipe.report.recipe_html``), shown first.
+    ``model``: the trained CNN (see :func:`section_model`), shown next to the quick baseline.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -289,6 +389,7 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", 
     sections += [
         ("Audit", section_audit(audit)),
         ("Feasibility: quick baseline", section_baseline(baseline)),
+        *([("The trained CNN next to the quick baseline", section_model(model, baseline))] if model else []),
         ("What the model hears: spectrograms and sounds", section_examples(examples, frontend_settings)),
         ("Pattern length and sparsity", section_events(events)),
         ("Learning curve", section_learning_curve(learning_curve)),
@@ -304,12 +405,10 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "roomtone expect", 
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
     path = out_dir / filename
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, doc)
     results = {"title": title, "audit": audit, "baseline": baseline, "events": events,
                "learning_curve": learning_curve, "robustness": robustness, "frontend": frontend_settings}
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable))
+    atomic_write_json(out_dir / "results.json", results, default=_jsonable)
     return path
 
 

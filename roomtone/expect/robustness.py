@@ -12,7 +12,6 @@ minutes) and :func:`deep_matrix` (``roomtone.train.fit``/``evaluate`` on a prepa
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 
 from roomtone.errors import ParameterError
+from roomtone.expect.baselines import BASELINE
+from roomtone.files import atomic_write_json
 
 TRAIN_CONDITIONS = ("clean", "noise", "room", "mic", "all")
 TEST_CONDITIONS = ("clean", "noise_0db", "noise_5db", "noise_10db", "noise_20db", "room", "mic", "all")
@@ -125,7 +126,7 @@ def baseline_matrix(train_waves, y_train, test_waves, y_test, *, sr: int, fronte
         step(f"model {c}")
     step(None)
     out = summarise(acc, train_conditions=train_conditions, test_conditions=test_conditions, robust=robust)
-    out["model"] = "baseline"
+    out["model"] = BASELINE
     return out
 
 
@@ -153,7 +154,7 @@ def deep_matrix(config, *, data_dir: str | os.PathLike, out_dir: str | os.PathLi
             acc[i, j] = float(evaluate(run_dir, data_dir=data_dir, split="test", corrupt=tf)["accuracy"])
     out = summarise(acc, train_conditions=train_conditions, test_conditions=test_conditions, robust=robust)
     out["model"] = getattr(config, "model", "deep")
-    (out_dir / "robustness.json").write_text(json.dumps(out, indent=2))
+    atomic_write_json(out_dir / "robustness.json", out)
     return out
 
 

@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +48,8 @@ if TYPE_CHECKING:
 
 from roomtone.errors import DataError, ParameterError
 from roomtone.features.defaults import frontend_defaults
+from roomtone.files import atomic_path, sweep_temps
+from roomtone.workers import process_pool
 
 CACHE_FORMAT = 2  # 2: every entry carries the CRC-32 of its bytes
 PRESETS = ("log-mel", "mel", "mfcc", "spectrogram")
@@ -163,48 +164,15 @@ def npy_is_complete(path: str | os.PathLike) -> tuple[bool, tuple | None]:
 
 
 def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, arr, allow_pickle=False)  # no fsync: after a power cut a short file fails the size check
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # no fsync: after a power cut a short file fails the size check; no sweep per file (workers write
+    # concurrently; the folder is swept once per run)
+    with atomic_path(path, keep_suffix=True, sweep=False) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with atomic_path(path, keep_suffix=True, sweep=False) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True
-    return True
-
-
-def _remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporaries left by killed runs (``.<name>.<pid>.tmp.<ext>`` whose process is gone)."""
-    n = 0
-    for tmp in folder.glob(".*.tmp.*"):
-        try:
-            pid = int(tmp.name.split(".")[-3])
-        except (ValueError, IndexError):
-            pid = -1
-        if pid <= 0 or not _pid_alive(pid):
-            tmp.unlink(missing_ok=True)
-            n += 1
-    return n
 
 
 def entry_crc(arr: np.ndarray) -> int:
@@ -410,7 +378,7 @@ def cache_features(
             raise DataError(f"{out}: holds another feature config; remove the folder")
     else:
         _atomic_text(cfg_path, json.dumps(full_cfg, indent=1, sort_keys=True))
-    _remove_stale_temporaries(shards)
+    sweep_temps(shards)  # temporaries of killed runs (their process is gone)
 
     # 1. entry keys, in manifest order (unique)
     hashes: dict[str, str] = {}
@@ -485,8 +453,7 @@ def cache_features(
         for t in tasks:
             _done(_work_shard(t))
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=_init_worker,
-                                 initargs=(config,)) as ex:
+        with process_pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(config,)) as ex:
             for res in ex.map(_work_shard, tasks):
                 _done(res)
     report = {"cache_dir": str(out), "config": full_cfg, "rows": len(rows), "computed": computed,

@@ -8,6 +8,7 @@ takes a waveform ``(batch, time)`` at ``model.sr`` and returns logits ``(batch, 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable
 
 from roomtone.errors import ParameterError
@@ -55,6 +56,22 @@ def is_model(name: str) -> bool:
     return name in _REGISTRY
 
 
+def _accepted_arguments(factory, exc: TypeError) -> list[str]:
+    """The keyword arguments of what raised ``exc`` (the factory, or the class it forwards to)."""
+    import inspect
+    import sys
+
+    target = factory
+    m = re.match(r"(\w+)\.__init__\(\)", str(exc))
+    if m is not None:
+        target = getattr(sys.modules.get(getattr(factory, "__module__", ""), None), m.group(1), factory)
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+
+
 def create_model(name: str, *, num_classes: int, **kwargs):
     """Build a registered model: ``create_model("vgg", num_classes=10, sr=8000, n_mels=64)``.
 
@@ -69,7 +86,15 @@ def create_model(name: str, *, num_classes: int, **kwargs):
         raise ParameterError(f"model {name!r} is not registered; registered models: {sorted(_REGISTRY)}")
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ParameterError(f"num_classes={num_classes!r} must be a positive integer")
-    model = _REGISTRY[name](num_classes=num_classes, **kwargs)
+    factory = _REGISTRY[name]
+    try:
+        model = factory(num_classes=num_classes, **kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        bad = re.search(r"argument '(\w+)'", str(exc))
+        raise ParameterError(f"model {name!r} has no argument {bad.group(1) if bad else '?'!r}; "
+                             f"its arguments are {_accepted_arguments(factory, exc)}") from exc
     if not hasattr(model, "model_config"):
         model.model_config = {"name": name, "num_classes": num_classes, **kwargs}
     else:

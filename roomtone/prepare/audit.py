@@ -22,16 +22,16 @@ A batch job: one file never stops the audit.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from roomtone.errors import AudioError, ParameterError
+from roomtone.files import atomic_write_json
 from roomtone.prepare.manifest import ManifestRow
+from roomtone.workers import process_pool
 
 AUDIT_VERSION = 1
 
@@ -157,7 +157,7 @@ def audit_files(paths: list[str], *, workers: int = 1, progress=None, **kw) -> l
     size = max(16, len(paths) // (workers * 8))
     chunks = [(paths[i:i + size], kw) for i in range(0, len(paths), size)]
     out = []
-    with ProcessPoolExecutor(max_workers=workers) as ex:
+    with process_pool(workers) as ex:
         for res in ex.map(_audit_chunk, chunks):
             out.extend(res)
             if progress:
@@ -248,11 +248,7 @@ def bad_paths(report: dict) -> set[str]:
 def write_audit(report: dict, out_dir: str | os.PathLike, *, html: bool = True) -> Path:
     """Write ``audit.json`` (and ``audit.html`` with plots) into ``out_dir``; returns the JSON path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "audit.json"
-    tmp = path.with_name("audit.json.partial")
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    os.replace(tmp, path)
+    path = atomic_write_json(out / "audit.json", report, indent=1, ensure_ascii=False)
     if html:
         from roomtone.prepare.audit_html import write_audit_html
 
@@ -264,6 +260,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
     """A readable summary in the terminal (rich tables): overview, classes, bad files, warnings."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
     s = report["summary"]
@@ -290,7 +287,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
         ct.add_column("files", justify="right")
         ct.add_column("seconds", justify="right")
         for lab, v in list(s["labels"].items())[:max_rows * 5]:
-            ct.add_row(lab, str(v["files"]), f"{v['seconds']:.1f}")
+            ct.add_row(Text(lab), str(v["files"]), f"{v['seconds']:.1f}")
         console.print(ct)
     problems = [(b["path"], b["reason"]) for b in report["bad"]] + \
                [(k["path"], "skipped: " + k["reason"]) for k in report["skipped"]]
@@ -299,7 +296,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
         bt.add_column("file", overflow="fold")
         bt.add_column("reason", overflow="fold")
         for p, why in problems[:max_rows]:
-            bt.add_row(p, why)
+            bt.add_row(Text(p), Text(why))
         if len(problems) > max_rows:
             bt.add_row(f"... {len(problems) - max_rows} more (audit.json)", "")
         console.print(bt)
@@ -310,7 +307,7 @@ def print_audit(report: dict, *, console=None, max_rows: int = 20) -> None:
         wt.add_column("file", overflow="fold")
         wt.add_column("warning", overflow="fold")
         for w in report["warnings"][:max_rows]:
-            wt.add_row(w["path"], w["warning"])
+            wt.add_row(Text(w["path"]), Text(w["warning"]))
         if len(report["warnings"]) > max_rows:
             wt.add_row(f"... {len(report['warnings']) - max_rows} more (audit.json)", "")
         console.print(wt)

@@ -8,6 +8,8 @@ import io
 import os
 from pathlib import Path
 
+from roomtone.files import atomic_write_text
+
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -65,9 +67,26 @@ def _plots(report: dict) -> list[tuple[str, str]]:
     return out
 
 
+def _cell(value) -> str:
+    """A dict (``{"16000": 576}``) as a small table of its values; anything else as text."""
+    if isinstance(value, dict):
+        if not value:
+            return "none"
+        inner = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_plain(v))}</td></tr>"
+                        for k, v in value.items())
+        return f"<table class='in'>{inner}</table>"
+    return html.escape(_plain(value))
+
+
+def _plain(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
 def _table(head: list[str], rows: list[list], limit: int = 500) -> str:
     h = "".join(f"<th>{html.escape(str(x))}</th>" for x in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows[:limit])
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in rows[:limit])
     more = f"<p>... {len(rows) - limit} more in audit.json</p>" if len(rows) > limit else ""
     return f"<table><tr>{h}</tr>{body}</table>{more}"
 
@@ -79,13 +98,13 @@ def write_audit_html(report: dict, path: str | os.PathLike) -> Path:
         "<!doctype html><html><head><meta charset='utf-8'><title>roomtone audit</title><style>",
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
         "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}"
-        ".bad{color:#b00}img{max-width:100%}",
+        ".bad{color:#b00}img{max-width:100%}table.in{margin:0}table.in td{border:none;padding:0 6px 0 0}",
         "</style></head><body>",
         f"<h1>Dataset audit</h1><p>{html.escape(report.get('data', ''))}</p>",
         _table(["files", "ok", "bad", "skipped", "with warnings", "duplicate groups", "classes", "groups"],
                [[s["files"], s["ok"], s["bad"], s["skipped"], s["with_warnings"], s["duplicate_groups"],
                  len(s["labels"]), s["groups"]]]),
-        _table(["sample rates", "channels", "bit depths", "duration (s)", "warnings"],
+        _table(["sample rates (Hz: files)", "channels (n: files)", "bit depths (bits: files)", "duration (s)", "warnings (kind: files)"],
                [[s["sample_rates"], s["channels"], s["bit_depths"], s["duration"], s.get("warning_kinds", {})]]),
     ]
     for title, png in _plots(report):
@@ -102,7 +121,5 @@ def write_audit_html(report: dict, path: str | os.PathLike) -> Path:
                  if report["warnings"] else "<p>none</p>")
     parts.append("</body></html>")
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(parts))
     return path

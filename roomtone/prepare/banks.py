@@ -7,7 +7,6 @@ crops is a single gather, on CPU or GPU alike.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 
 from roomtone.errors import AudioError, DataError, ParameterError
+from roomtone.prepare.manifest import read_csv
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".opus")
 _BANK_CACHE: dict[tuple, NoiseBank] = {}
@@ -30,13 +30,10 @@ class BankFile:
 
 
 def _rows_from_csv(csv_path: Path, split: str | None) -> list[BankFile]:
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        key = "file" if "file" in cols else "path" if "path" in cols else None
-        if key is None:
-            raise DataError(f"{csv_path}: a bank CSV needs a 'file' or 'path' column; it has {cols}")
-        rows = list(reader)
+    cols, rows = read_csv(csv_path)
+    key = "file" if "file" in cols else "path" if "path" in cols else None
+    if key is None:
+        raise DataError(f"{csv_path}: a bank CSV needs a 'file' or 'path' column; it has {cols}")
     if split is not None and "split" in cols:
         known = sorted({r.get("split") or "" for r in rows})
         rows = [r for r in rows if (r.get("split") or "") == split]

@@ -24,13 +24,12 @@ Relative paths in a CSV are resolved against the CSV's folder. Split values are 
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
 
 from roomtone.errors import DataError, ParameterError
-from roomtone.prepare.manifest import COLUMNS, ManifestRow
+from roomtone.prepare.manifest import COLUMNS, ManifestRow, read_csv
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64", ".caf")
 
@@ -67,13 +66,66 @@ def normalise_split(value: str, *, where: str = "") -> str:
     return _SPLIT_ALIASES[key]
 
 
-def _compile(pattern: str | None, name: str) -> re.Pattern | None:
+def has_nested_repeat(pattern: str) -> bool:
+    """True when a repeated part of ``pattern`` holds a variable-length repeat (``(a+)+``, ``(\\w*_)*``,
+    ``(a{2,3})+``). Python's regex engine backtracks: such a nesting
+    can take exponential time on a name that almost matches (38 s on 28 characters for ``(a+)+$``)."""
+    try:
+        from re import _constants as C  # noqa: N812
+        from re import _parser as P  # noqa: N812
+    except ImportError:  # Python 3.10
+        import sre_constants as C  # noqa: N812
+        import sre_parse as P  # noqa: N812
+    repeats = {C.MAX_REPEAT, C.MIN_REPEAT}
+
+    def children(op, av):
+        if op in repeats or op == getattr(C, "POSSESSIVE_REPEAT", None):
+            return [av[2]]
+        if op is C.SUBPATTERN:
+            return [av[3]]
+        if op is C.BRANCH:
+            return list(av[1])
+        if op in (C.ASSERT, C.ASSERT_NOT):
+            return [av[1]]
+        if op is getattr(C, "ATOMIC_GROUP", None):
+            return [av]
+        if op is C.GROUPREF_EXISTS:
+            return [p for p in av[1:] if p is not None]
+        return []
+
+    def variable(sub) -> bool:
+        for op, av in sub:
+            if op in repeats and av[0] != av[1]:  # a variable-length repeat: many ways to split the text
+                return True
+            if any(variable(c) for c in children(op, av)):
+                return True
+        return False
+
+    def find(sub):
+        for op, av in sub:
+            if op in repeats and (av[1] == C.MAXREPEAT or av[1] > 1) and variable(av[2]):
+                return True
+            if op is not getattr(C, "ATOMIC_GROUP", None) and any(find(c) for c in children(op, av)):
+                return True
+        return False
+
+    return find(P.parse(pattern))
+
+
+def compile_pattern(pattern: str | None, name: str) -> re.Pattern | None:
+    """``re.compile(pattern)``, refusing invalid patterns and nested repeats (see :func:`has_nested_repeat`)
+    with a ParameterError that names the argument."""
     if pattern is None:
         return None
     try:
-        return re.compile(pattern)
+        rx = re.compile(pattern)
     except re.error as exc:
         raise ParameterError(f"{name}={pattern!r} is not a valid regular expression ({exc})") from exc
+    if has_nested_repeat(pattern):
+        raise ParameterError(f"{name}={pattern!r} repeats a group that itself repeats (like (a+)+): matching "
+                             "can take exponential time on names that almost match; drop the outer repeat, "
+                             "e.g. (a+) instead of (a+)+")
+    return rx
 
 
 def list_audio_files(root: str | os.PathLike, *, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
@@ -109,13 +161,13 @@ def manifest_from_folder(
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected a folder of recordings or a CSV file)")
-    rx = _compile(label_pattern, "label_pattern")
+    rx = compile_pattern(label_pattern, "label_pattern")
     if rx is not None and "label" not in rx.groupindex:
         raise ParameterError(
             f"label_pattern={label_pattern!r} has no named group 'label'; write e.g. "
             r"'(?P<label>\d)_(?P<group>[a-z]+)_\d+\.wav' (named groups: label, group, split)"
         )
-    test_rx = _compile(test_pattern, "test_pattern")
+    test_rx = compile_pattern(test_pattern, "test_pattern")
     files = list_audio_files(root, extensions=extensions)
     if not files:
         raise DataError(f"{root}: no audio files found (extensions {', '.join(extensions)})")
@@ -198,37 +250,36 @@ def manifest_from_csv(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: CSV file not found")
-    test_rx = _compile(test_pattern, "test_pattern")
+    test_rx = compile_pattern(test_pattern, "test_pattern")
     base = path.parent
     rows, skipped = [], []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames:
-            raise DataError(f"{path}: empty CSV (no header line)")
-        cols = detect_columns(list(reader.fieldnames), columns)
-        used = {v for v in cols.values() if v}
-        for line_no, rec in enumerate(reader, start=2):
-            raw = (rec.get(cols["path"]) or "").strip()
-            label = (rec.get(cols["label"]) or "").strip()
-            where = f"{path}:{line_no}: "
-            if not raw or not label:
-                skipped.append({"path": raw or where, "reason": f"{where}empty path or label"})
-                continue
-            p = Path(raw)
-            p = p if p.is_absolute() else (base / p)
-            try:
-                split = normalise_split(rec.get(cols["split"]) or "" if cols["split"] else "", where=where)
-                start = float(rec[cols["start"]]) if cols["start"] and rec.get(cols["start"]) else None
-                end = float(rec[cols["end"]]) if cols["end"] and rec.get(cols["end"]) else None
-            except (DataError, ValueError) as exc:
-                skipped.append({"path": str(p), "reason": str(exc)})
-                continue
-            if test_rx is not None and test_rx.search(raw):
-                split = "test"
-            group = (rec.get(cols["group"]) or "").strip() if cols["group"] else ""
-            extra = {k: (v or "") for k, v in rec.items() if k is not None and k not in used and k not in COLUMNS}
-            rows.append(ManifestRow(path=str(p.resolve()), label=label, group=group, split=split,
-                                    start=start, end=end, extra=extra))
+    fieldnames, records = read_csv(path, encoding="utf-8-sig")
+    if not fieldnames:
+        raise DataError(f"{path}: empty CSV (no header line)")
+    cols = detect_columns(fieldnames, columns)
+    used = {v for v in cols.values() if v}
+    for line_no, rec in enumerate(records, start=2):
+        raw = (rec.get(cols["path"]) or "").strip()
+        label = (rec.get(cols["label"]) or "").strip()
+        where = f"{path}:{line_no}: "
+        if not raw or not label:
+            skipped.append({"path": raw or where, "reason": f"{where}empty path or label"})
+            continue
+        p = Path(raw)
+        p = p if p.is_absolute() else (base / p)
+        try:
+            split = normalise_split(rec.get(cols["split"]) or "" if cols["split"] else "", where=where)
+            start = float(rec[cols["start"]]) if cols["start"] and rec.get(cols["start"]) else None
+            end = float(rec[cols["end"]]) if cols["end"] and rec.get(cols["end"]) else None
+        except (DataError, ValueError) as exc:
+            skipped.append({"path": str(p), "reason": str(exc)})
+            continue
+        if test_rx is not None and test_rx.search(raw):
+            split = "test"
+        group = (rec.get(cols["group"]) or "").strip() if cols["group"] else ""
+        extra = {k: (v or "") for k, v in rec.items() if k is not None and k not in used and k not in COLUMNS}
+        rows.append(ManifestRow(path=str(p.resolve()), label=label, group=group, split=split,
+                                start=start, end=end, extra=extra))
     if not rows:
         raise DataError(f"{path}: no usable rows ({len(skipped)} skipped)")
     return rows, skipped

@@ -12,14 +12,21 @@ given rate, or the most common rate among the good files (datasets resample ever
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 
-from roomtone.errors import DataError, ParameterError
+from roomtone.errors import DataError, OutputExistsError, ParameterError
+from roomtone.files import atomic_dir, atomic_write_json
 
 PREPARE_VERSION = 1
+
+
+class ManifestWarning(UserWarning):
+    """Duplicate rows, a file with two labels, or about one label per file."""
+
+PREPARED_FILES = ("manifest.csv", "prepare.json", "audit.json")  # any of them: the folder holds a prepared dataset
 
 
 def prepare(
@@ -63,7 +70,8 @@ def prepare(
         trim_db: trim leading/trailing parts more than this many dB below the loudest frame.
         window, hop: cut sliding windows of ``window`` seconds every ``hop`` seconds (default: hop = window).
         sr: working sample rate in Hz (None: the most common rate in the data).
-        overwrite: replace an existing prepared folder's files.
+        overwrite: replace an existing prepared folder. The new folder is written next to it and takes
+            its place in one step: an interrupted ``prepare`` leaves the old folder intact.
         test_pattern: regex on the relative path; matching files are test (FSDD official: ``r"_[0-4]\\.wav$"``).
         test_groups, valid_groups: leave-groups-out split (these groups go to test / valid).
         min_duration: files shorter than this (seconds) are bad.
@@ -72,14 +80,9 @@ def prepare(
         console: a ``rich.console.Console`` to print the audit and split tables to (None: silent).
 
     Raises:
-        DataError: nothing usable in ``data``, or ``out_dir`` already prepared and ``overwrite`` is False.
+        DataError: nothing usable in ``data``.
+        OutputExistsError: ``out_dir`` already prepared and ``overwrite`` is False.
     """
-    from roomtone.prepare.audit import audit_rows, bad_paths, print_audit, write_audit
-    from roomtone.prepare.folder import build_manifest
-    from roomtone.prepare.manifest import labels_of, write_manifest
-    from roomtone.prepare.segment import segment_rows
-    from roomtone.prepare.splits import assign_splits, format_split_table, groups_overlap, split_counts
-
     settings = dict(data=str(Path(data).resolve()), label_pattern=label_pattern, columns=columns, valid=valid,
                     test=test, seed=seed, group_split=group_split, clip_seconds=clip_seconds, trim_db=trim_db,
                     window=window, hop=hop, sr=sr, test_pattern=test_pattern, test_groups=test_groups,
@@ -91,18 +94,51 @@ def prepare(
     if trim_db is not None and trim_db <= 0:
         raise ParameterError(f"trim_db={trim_db!r} must be > 0 dB (how far below the peak counts as silence)")
     out = Path(out_dir)
-    if (out / "manifest.csv").exists() and not overwrite:
-        raise DataError(f"{out}: already prepared (manifest.csv exists); pass overwrite=True (--overwrite)")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"out_dir={str(out)!r} is a file; give a folder for the prepared dataset")
+    done = [n for n in PREPARED_FILES if (out / n).exists()]
+    if done and not overwrite:
+        raise OutputExistsError(f"out_dir={str(out)!r} is already prepared ({', '.join(done)}); pass overwrite=True "
+                                "to replace it, or choose another folder")
+    with atomic_dir(out) as stage:  # all of it or nothing: the old folder stays intact until the end
+        return _prepare(data, out, stage, settings=settings, label_pattern=label_pattern, columns=columns,
+                        test_pattern=test_pattern, workers=workers, was_prepared=done, min_duration=min_duration,
+                        progress=progress, html=html, trim_db=trim_db, window=window, hop=hop, valid=valid,
+                        test=test, seed=seed, group_split=group_split, test_groups=test_groups,
+                        valid_groups=valid_groups, sr=sr, clip_seconds=clip_seconds, console=console)
+
+
+def _prepare(data, out: Path, stage: Path, *, settings, label_pattern, columns, test_pattern, workers, was_prepared,
+             min_duration, progress, html, trim_db, window, hop, valid, test, seed, group_split, test_groups,
+             valid_groups, sr, clip_seconds, console) -> Path:
+    """The steps of :func:`prepare`, writing into ``stage`` (renamed to ``out`` by the caller)."""
+    from roomtone.prepare.audit import audit_rows, bad_paths, print_audit, write_audit
+    from roomtone.prepare.folder import build_manifest
+    from roomtone.prepare.manifest import dedupe_rows, labels_of, write_manifest
+    from roomtone.prepare.segment import segment_rows
+    from roomtone.prepare.splits import (
+        assign_splits,
+        format_split_table,
+        groups_overlap,
+        split_counts,
+        split_warnings,
+    )
+
 
     rows, skipped = build_manifest(data, label_pattern=label_pattern, columns=columns, test_pattern=test_pattern)
+    rows, manifest_warnings = dedupe_rows(rows)
     report = audit_rows(rows, workers=workers, skipped=skipped, min_duration=min_duration, progress=progress,
                         data=str(data))
     bad = bad_paths(report)
     rows = [r for r in rows if r.path not in bad]
+    classes = labels_of(rows)
+    if rows and len(classes) < 2:
+        raise DataError(f"{data}: a classifier needs at least 2 classes; found {len(classes)}: {classes} "
+                        "(label = parent folder, or pass label_pattern / a label column)")
     if not rows:
-        write_audit(report, out, html=html)
-        raise DataError(f"{data}: every file is bad or unlabelled; see {out / 'audit.json'}")
+        where = out / "failed-audit" if was_prepared else out  # an earlier prepared folder stays as it was
+        write_audit(report, where, html=html)
+        raise DataError(f"{data}: every file is bad or unlabelled; see {where / 'audit.json'}")
     seg_errors: list[dict] = []
     if trim_db is not None or window is not None:
         rows = segment_rows(rows, trim_db=trim_db, window=window, hop=hop,
@@ -113,13 +149,13 @@ def prepare(
             report["summary"]["bad"] += len(seg_errors)
     rows = assign_splits(rows, valid=valid, test=test, seed=seed, group_split=group_split,
                          test_groups=test_groups, valid_groups=valid_groups, warn=console is None)
-    write_audit(report, out, html=html)
+    write_audit(report, stage, html=html)
     if sr is None:
         rates = Counter(f["sr"] for f in report["files"] if f["ok"])
         sr = int(rates.most_common(1)[0][0]) if rates else None
     labels = labels_of(rows)
     overlap = groups_overlap(rows)
-    write_manifest(out / "manifest.csv", rows)
+    write_manifest(stage / "manifest.csv", rows)
     meta = {
         "version": PREPARE_VERSION,
         "labels": labels,
@@ -131,16 +167,18 @@ def prepare(
         "bad_files": len(report["bad"]),
         "skipped_files": len(skipped),
         "groups_overlap": overlap,
+        "warnings": manifest_warnings + split_warnings(rows, expect={"train"}),
     }
-    tmp = out / "prepare.json.partial"
-    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False))
-    os.replace(tmp, out / "prepare.json")
-    if console is not None:
-        from roomtone.prepare.splits import split_warnings
+    atomic_write_json(stage / "prepare.json", meta, indent=1, ensure_ascii=False)
+    if console is None:
+        for msg in manifest_warnings:  # the split warnings were raised by assign_splits
+            warnings.warn(msg, ManifestWarning, stacklevel=3)
+    else:
+        from rich.text import Text
 
         print_audit(report, console=console)
         console.print(format_split_table(rows))
-        for msg in split_warnings(rows, expect={"train"}):
-            console.print(f"[yellow]warning:[/] {msg}")
-        console.print(f"prepared {len(rows)} rows, {len(labels)} classes -> {out}")
+        for msg in meta["warnings"]:
+            console.print(Text("warning: ", style="yellow") + Text(msg))
+        console.print(Text(f"prepared {len(rows)} rows, {len(labels)} classes -> {out}"))
     return out

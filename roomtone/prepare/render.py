@@ -15,8 +15,10 @@ import os
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 
 from roomtone.errors import AudioError, DataError, ParameterError
+from roomtone.files import atomic_write_json
 
 LOG = "simulate.log.jsonl"
 SETTINGS = "simulate.json"
@@ -167,12 +169,12 @@ def render(
         old = json.loads((out / SETTINGS).read_text()) if (out / SETTINGS).exists() else None
         if not overwrite:
             if old is None:
-                raise DataError(f"{out} exists and is not a simulate output; pass --overwrite or choose another OUT_DIR")
+                raise DataError(f"{out} exists and is not a simulate output; pass overwrite=True or choose another out_dir")
             if old != settings:
                 changed = sorted(k for k in settings if old.get(k) != settings[k])
-                raise DataError(f"{out} holds a run with other settings ({changed}); pass --overwrite to replace it")
+                raise DataError(f"{out} holds a run with other settings ({changed}); pass overwrite=True to replace it")
             if manifest.exists():
-                raise DataError(f"{out} already holds this finished run ({manifest}); pass --overwrite to redo it")
+                raise DataError(f"{out} already holds this finished run ({manifest}); pass overwrite=True to redo it")
         else:
             if (out / LOG).exists():  # remove the outputs of the previous run
                 for line in (out / LOG).read_text().splitlines():
@@ -182,8 +184,7 @@ def render(
                         continue
             for name in (LOG, SKIPPED, "manifest.csv"):
                 (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SETTINGS).write_text(json.dumps(settings, indent=1))
+    atomic_write_json(out / SETTINGS, settings, indent=1)
 
     rows, bad_rows = build_manifest(data)
     done: dict[str, dict] = {}
@@ -235,7 +236,7 @@ def render(
                 except AudioError as exc:
                     skipped.append((str(src), str(exc)))
                     if console is not None:
-                        console.print(f"[yellow]skipped[/] {src}: {exc}")
+                        console.print(f"[yellow]skipped[/] {escape(str(src))}: {escape(str(exc))}")
                     if bar:
                         bar.advance(task, copies)
                     continue

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import AudioError, DataError, ParameterError
+from roomtone.files import atomic_path
 from roomtone.prepare.banks import NamedBank
 from roomtone.prepare.rooms import decay_end, measure_drr, measure_rt60, normalize_rir, rfft, schroeder_db
 
@@ -236,11 +237,9 @@ class RoomBank(NamedBank):
         bank = cls([torch.from_numpy(h) for h in rirs], [m["name"] for m in meta], sr=sr, meta=meta,
                    max_seconds=max_seconds)
         # store the trimmed entries (peak at pre_ms) so a reload is the same bank
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".partial.npz")
-        np.savez_compressed(tmp, rirs=bank.data.numpy(), lengths=bank.lengths.numpy(),
-                            peaks=bank.peaks.numpy(), meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy adds no suffix
+            np.savez_compressed(f, rirs=bank.data.numpy(), lengths=bank.lengths.numpy(),
+                                peaks=bank.peaks.numpy(), meta=np.array(json.dumps(meta)))
         bank.cache_path = path
         return bank
 

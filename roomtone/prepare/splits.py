@@ -167,10 +167,16 @@ def split_counts(rows: list[ManifestRow]) -> dict[str, dict[str, int]]:
     return {s: {lab: int(c[s][lab]) for lab in labels} for s in order}
 
 
-def split_warnings(rows: list[ManifestRow], *, expect: set[str] | None = None) -> list[str]:
-    """Human-readable problems: a class missing from a split, an expected split empty, a group on two sides."""
+MIN_EXAMPLES = {"train": 5, "valid": 2, "test": 2}  # fewer than this per class and split: warned about
+
+
+def split_warnings(rows: list[ManifestRow], *, expect: set[str] | None = None,
+                   min_examples: dict[str, int] | None = None) -> list[str]:
+    """Human-readable problems: a class missing from a split or with fewer than ``min_examples[split]``
+    examples there (default MIN_EXAMPLES), an expected split empty, a group on two sides."""
     msgs = []
     counts = split_counts(rows)
+    least = MIN_EXAMPLES if min_examples is None else min_examples
     for s in sorted(expect or ()):
         if s not in counts:
             msgs.append(f"split {s!r} is empty (too few groups or files for the requested fraction)")
@@ -178,6 +184,10 @@ def split_warnings(rows: list[ManifestRow], *, expect: set[str] | None = None) -
         missing = [lab for lab, n in per.items() if n == 0]
         if missing:
             msgs.append(f"split {s!r} has no example of class(es) {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+        few = [f"{lab} ({n})" for lab, n in per.items() if 0 < n < least.get(s, 0)]
+        if few:
+            msgs.append(f"split {s!r} has fewer than {least[s]} examples of class(es) {', '.join(few[:10])}"
+                        f"{' ...' if len(few) > 10 else ''}: its numbers for them are noise")
     sides: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         if r.group:
@@ -219,6 +229,8 @@ def format_split_table(rows: list[ManifestRow]):
     from rich.table import Table
 
     counts = split_counts(rows)
+    from rich.text import Text
+
     t = Table(title="examples per split and class")
     t.add_column("class")
     for s in counts:
@@ -226,7 +238,7 @@ def format_split_table(rows: list[ManifestRow]):
     labels = labels_of(rows)
     for lab in labels:
         cells = [str(counts[s][lab]) if counts[s][lab] else "[bold red]0[/]" for s in counts]
-        t.add_row(lab, *cells)
+        t.add_row(Text(lab), *cells)
     t.add_row("[bold]total[/]", *(f"[bold]{sum(counts[s].values())}[/]" for s in counts))
     groups = {s: len({r.group for r in rows if (r.split or 'unassigned') == s and r.group}) for s in counts}
     if any(groups.values()):

@@ -101,13 +101,10 @@ class Recipe:
         """Write ``recipe.yaml`` (config + choices + measurements) atomically; returns the path."""
         import yaml
 
+        from roomtone.files import atomic_write_text
+
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         return path
 
 

@@ -114,6 +114,21 @@ def make_dataset(rows, *, labels, sr, clip_seconds, transform=None, seed=0, cach
     return cls(rows, labels=labels, sr=sr, clip_seconds=clip_seconds, transform=transform, seed=seed)
 
 
+def readable_rows(rows, *, labels, sr, clip_seconds) -> tuple[list, list[dict]]:
+    """``(good_rows, bad)``: the rows whose audio loads, and ``{"path", "error"}`` for each that does not
+    (a batch job scores the readable files and lists the others instead of stopping at the first)."""
+    ds = make_dataset(rows, labels=labels, sr=sr, clip_seconds=clip_seconds)
+    good, bad = [], []
+    for i, row in enumerate(rows):
+        try:
+            ds[i]
+        except Exception as exc:  # noqa: BLE001 - any decoder failure makes this one file bad, not the job
+            bad.append({"path": str(row.path), "error": f"{type(exc).__name__}: {exc}"})
+        else:
+            good.append(row)
+    return good, bad
+
+
 def train_valid_datasets(config, splits: dict, *, labels, sr: int, clip_seconds):
     """``(train, valid or None, balanced_rows or None)`` for a ``TrainConfig``: the train set augmented
     with ``config.augment`` on the waveform (train banks), the valid set clean."""

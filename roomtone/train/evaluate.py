@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import torch
 
 from roomtone.errors import DataError, ParameterError
+from roomtone.files import atomic_write_json, check_output
 
 
 def make_corruption(name: str, *, sr: int, noise=None, rooms=None, seed: int = 0, snr_db=(0.0, 20.0), mic="phone"):
@@ -48,22 +47,27 @@ def recording_scores(rows, logits: torch.Tensor, y: torch.Tensor):
 
 def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, split: str = "test",
              corrupt=None, noise=None, rooms=None, seed: int = 0, out: str | os.PathLike | None = None,
-             batch_size: int = 64, checkpoint: str = "best", device: str = "cpu") -> dict:
+             batch_size: int = 64, checkpoint: str = "best", device: str = "cpu", overwrite: bool = False) -> dict:
     """Metrics of a trained run on ``split`` of ``data_dir`` (default: the folder it was trained on).
 
     Args:
         corrupt: None (clean), a ``make_condition`` name (``noise``, ``room+mic``, ``all``...; on the test split of
             the banks ``noise``/``rooms``), or a callable ``t(batch (b, time), generator=g)``.
         seed: seed of the corruption generator (the same seed gives the same corrupted test set).
-        out: JSON path; the confusion matrix PNG is written next to it (``<stem>_confusion.png``).
+        out: JSON path; the confusion matrix PNG is written next to it (``<stem>_confusion.png``). An
+            existing ``out`` is replaced only with ``overwrite=True``.
+
+    Files that cannot be read are left out and listed in ``bad_files`` (``{"path", "error"}``); ``n``
+    counts the scored ones.
 
     Returns:
         ``{"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "split", "corrupt"}``; when
         rows are windows of longer recordings (several rows per file) also ``recording_accuracy`` and
-        ``recording`` (the same metrics per recording, its windows' log-probabilities averaged).
+        ``recording`` (the same metrics per recording, its windows' log-probabilities averaged), and
+        ``bad_files``.
     """
     from roomtone.train.checkpoint import read_run_info
-    from roomtone.train.data import load_splits, make_dataset, window_kwargs
+    from roomtone.train.data import load_splits, make_dataset, readable_rows, window_kwargs
     from roomtone.train.loop import predict_dataset
     from roomtone.train.metrics import classification_metrics, plot_confusion
     from roomtone.train.run import load_run
@@ -72,7 +76,7 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
     if data_dir is None:
         data_dir = read_run_info(run_dir).get("data_dir")
         if data_dir is None:
-            raise ParameterError(f"{run_dir}: the run does not record its data folder; pass data_dir (--data)")
+            raise ParameterError(f"{run_dir}: the run does not record its data folder; pass data_dir=PREPARED_DIR")
     if split not in ("train", "valid", "test"):
         raise ParameterError(f"split={split!r} must be 'train', 'valid' or 'test'")
     splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed,
@@ -86,6 +90,12 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
             raise DataError(f"{data_dir}: labels {unknown[:10]} were not in the run's labels {labels[:20]}")
     sr = int(model.sr)
     clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
+    if out is not None:
+        out = check_output(out, overwrite=overwrite)
+    rows, bad_files = readable_rows(rows, labels=labels, sr=sr, clip_seconds=clip)
+    if not rows:
+        raise DataError(f"{data_dir}: none of the {len(bad_files)} files of split {split!r} can be read; "
+                        f"first: {bad_files[0]['path']}: {bad_files[0]['error']}")
     ds = make_dataset(rows, labels=labels, sr=sr, clip_seconds=clip)
     transform, cname = None, None
     if corrupt is not None:
@@ -102,13 +112,12 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None =
         rec = classification_metrics(rec_y.numpy(), rec_logp.argmax(1).numpy(), labels=labels)
         result["recording_accuracy"] = rec["accuracy"]
         result["recording"] = {**rec, "n_windows": len(rows)}
-    result.update({"split": split, "corrupt": cname, "data_dir": str(data_dir), "run_dir": str(run_dir)})
+    result.update({"split": split, "corrupt": cname, "data_dir": str(data_dir), "run_dir": str(run_dir),
+                   "bad_files": bad_files})
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         png = out.with_name(out.stem + "_confusion.png")
         title = f"{split}" + (f" ({cname})" if cname else "") + f": accuracy {result['accuracy']:.3f}"
         plot_confusion(result["confusion_matrix"], labels, png, title=title)
         result["confusion_png"] = str(png)
-        out.write_text(json.dumps(result, indent=2))
+        atomic_write_json(out, result)
     return result

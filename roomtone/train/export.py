@@ -4,7 +4,6 @@ check inputs of several lengths and compared with the torch model before success
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -14,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from roomtone.errors import ExportError, ParameterError
+from roomtone.errors import ExportError, MissingDependencyError, ParameterError, RoomtoneError
+from roomtone.files import atomic_path, atomic_write_json, check_output, io_failure
 
 FORMATS = ("onnx", "torchscript")
 
@@ -58,7 +58,7 @@ def _compare(run, reference: nn.Module, inputs: list[torch.Tensor], atol: float)
 
 def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLike | None = None,
                  labels: list[str] | None = None, check_inputs=None, atol: float = 1e-4,
-                 opset: int = 18) -> dict:
+                 opset: int = 18, overwrite: bool = False) -> dict:
     """Export and verify. Returns ``{"path", "format", "sr", "labels", "max_abs_diff", "checked_lengths",
     "min_samples", "input", "output"}`` (also written next to the file as ``<file>.json``).
 
@@ -67,6 +67,8 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
         check_inputs: waveforms (1-D, at the model's rate) to compare on; default: chirps of 0.05/0.5/1/1.7 s
             (none shorter than ``min_samples``).
         atol: largest allowed absolute difference of the scores.
+        overwrite: replace an existing ``out`` (else OutputExistsError). The file is written to a temp
+            name and renamed: a failed export leaves no partial file and an existing one intact.
 
     ``min_samples`` in the report is the shortest input the file takes: 2 for the dynamo ONNX exporter (the
     model's padding of short input stays in the graph), else the length the network's pooling needs.
@@ -87,7 +89,7 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
         model, labels, _config = load_run(run_dir)
     model = model.cpu().eval()
     out = Path(out) if out is not None else run_dir / ("model.onnx" if format == "onnx" else "model.ts")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(out, overwrite=overwrite)
     wrapper = ScoresModel(model).eval()
     sr = wrapper.sr
     # the shortest input the networks handle by themselves (shorter input is padded by the model); files
@@ -100,35 +102,35 @@ def export_model(run_dir_or_model, *, format: str = "onnx", out: str | os.PathLi
     n = max(int(sr), pooled)
     row = inputs[-1].repeat(n // inputs[-1].shape[0] + 1)[:n]
     example = torch.stack([row, row.flip(0)])
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        if format == "onnx":
-            if _export_onnx(wrapper, example, tmp, opset=opset) == "dynamo":
-                min_samples = 2
-                inputs = _check_inputs(check_inputs, sr=sr, min_samples=min_samples)  # 50 ms: padded in the graph
-            run = _ort_runner(tmp)
-        else:
-            scripted = _export_torchscript(wrapper, example, inputs, atol)
-            scripted.save(str(tmp))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                loaded = torch.jit.load(str(tmp))
+    with atomic_path(out) as tmp:
+        try:
+            if format == "onnx":
+                if _export_onnx(wrapper, example, tmp, opset=opset) == "dynamo":
+                    min_samples = 2
+                    inputs = _check_inputs(check_inputs, sr=sr, min_samples=min_samples)  # 50 ms: padded in the graph
+                run = _ort_runner(tmp)
+            else:
+                scripted = _export_torchscript(wrapper, example, inputs, atol)
+                scripted.save(str(tmp))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    loaded = torch.jit.load(str(tmp))
 
-            def run(x):
-                with torch.no_grad():
-                    return loaded(x).numpy()
-        worst = _compare(run, wrapper, inputs, atol)
-    except ExportError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except Exception as exc:  # noqa: BLE001
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"{format} export failed: {type(exc).__name__}: {exc}") from exc
-    os.replace(tmp, out)
+                def run(x):
+                    with torch.no_grad():
+                        return loaded(x).numpy()
+            worst = _compare(run, wrapper, inputs, atol)
+        except RoomtoneError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a full disk stays a StorageError, anything else an ExportError
+            failure = io_failure(exc, out)
+            if failure is not None:
+                raise failure from exc
+            raise ExportError(f"{format} export failed: {type(exc).__name__}: {exc}") from exc
     report = {"path": str(out), "format": format, "sr": sr, "labels": labels, "max_abs_diff": worst,
               "atol": atol, "checked_lengths": [int(x.shape[0]) for x in inputs], "min_samples": min_samples,
               "input": "waveform float32 (batch, time) at sr", "output": "scores float32 (batch, num_classes), softmax"}
-    out.with_name(out.name + ".json").write_text(json.dumps(report, indent=2))
+    atomic_write_json(out.with_name(out.name + ".json"), report)
     return report
 
 
@@ -138,7 +140,8 @@ def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset
     try:
         import onnx  # noqa: F401
     except ImportError as exc:
-        raise ExportError("ONNX export needs onnx and onnxruntime: pip install 'roomtone[export]'") from exc
+        raise MissingDependencyError("ONNX export needs onnx, onnxscript and onnxruntime: "
+                                     "pip install onnx onnxscript onnxruntime") from exc
     quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in quiet]
     for lg in quiet:
@@ -166,7 +169,7 @@ def _ort_runner(path: Path):
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise ExportError("checking the ONNX file needs onnxruntime: pip install onnxruntime") from exc
+        raise MissingDependencyError("checking the ONNX file needs onnxruntime: pip install onnxruntime") from exc
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
 

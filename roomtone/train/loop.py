@@ -24,7 +24,8 @@ from torch import nn
 
 from roomtone.config import TrainConfig
 from roomtone.errors import ParameterError
-from roomtone.train.checkpoint import atomic_save, load_checkpoint, write_run_info
+from roomtone.files import atomic_write_text
+from roomtone.train.checkpoint import atomic_save, check_run_dir, load_checkpoint, write_run_info
 from roomtone.train.data import (
     batches,
     data_sr,
@@ -155,7 +156,7 @@ def _progress(enabled: bool):
 
 
 def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str | os.PathLike,
-        out_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
+        out_dir: str | os.PathLike, resume: bool = False, progress: bool = True, overwrite: bool = False) -> dict:
     """Train a model on a prepared folder; write a run directory; return a summary dict.
 
     Args:
@@ -165,6 +166,7 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
         out_dir: run directory (``config.yaml``, ``run.json``, ``best.pt``, ``last.pt``, ``metrics.jsonl``).
         resume: continue from ``out_dir/last.pt`` (any interruption, kill -9 included). Without it an
             existing run in ``out_dir`` is an error.
+        overwrite: replace the results already in ``out_dir`` (see ``checkpoint.check_run_dir``).
         progress: show a rich progress bar (rank 0 only).
 
     Returns:
@@ -176,6 +178,8 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
     elif not isinstance(config, TrainConfig):
         config = TrainConfig.from_yaml(config)
     out_dir = Path(out_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 checks (and clears) for all
+        check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     if resume and (out_dir / "config.yaml").exists():
         config = TrainConfig.from_yaml(out_dir / "config.yaml")
     if config.pretrained:
@@ -195,7 +199,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
 
     last_path, best_path, metrics_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
     if not resume and last_path.exists():
-        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True (--resume) to continue it, "
+        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True to continue it, "
                              f"or choose another output folder")
     device = resolve_device(config.device, info)
     splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed,
@@ -371,6 +375,4 @@ def _truncate_metrics(path: Path, *, before_epoch: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= before_epoch]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))

@@ -45,8 +45,10 @@ def metrics_from_confusion(cm: np.ndarray, *, labels: list[str]) -> dict:
 
 
 def plot_confusion(cm, labels: list[str], path, *, title: str = "confusion matrix") -> None:
-    """Write the confusion matrix as a PNG (rows true, columns predicted; cells show counts)."""
+    """Write the confusion matrix as a PNG (rows true, columns predicted; cells show counts), atomically."""
     import matplotlib
+
+    from roomtone.files import save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -67,8 +69,10 @@ def plot_confusion(cm, labels: list[str], path, *, title: str = "confusion matri
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > hi / 2 else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def combine_windows(log_probs, index, *, n: int):

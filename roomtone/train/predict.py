@@ -5,7 +5,6 @@ a reason and the batch goes on; nothing is dropped silently."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from roomtone.errors import ParameterError
+from roomtone.files import atomic_path, atomic_write_json, check_output
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
@@ -81,7 +81,8 @@ def collect_files(inputs) -> list[Path]:
 
 def predict_files(run_dir_or_model, inputs, *, labels: list[str] | None = None, window_seconds: float | None = None,
                   hop_seconds: float | None = None, min_seconds: float = 0.1, max_seconds: float | None = 3600.0,
-                  out: str | os.PathLike | None = None, device: str = "cpu", progress: bool = False) -> list[dict]:
+                  out: str | os.PathLike | None = None, device: str = "cpu", progress: bool = False,
+                  overwrite: bool = False) -> list[dict]:
     """Predict every file; return one record per file, good or bad.
 
     A good record: ``{"file", "ok": True, "duration", "sr", "channels", "label", "score", "scores": {label: p},
@@ -94,10 +95,13 @@ def predict_files(run_dir_or_model, inputs, *, labels: list[str] | None = None, 
         window_seconds: analysis window (default: the run's ``clip_seconds``, else 1 s);
         hop_seconds: default: the run's ``window_hop``, else half a window.
         out: ``.csv`` (one row per window plus one ``clip`` row per file; bad files with their error) or
-            ``.json`` (the records).
+            ``.json`` (the records); an existing file is replaced only with ``overwrite=True``.
     """
     from roomtone.audio import info as audio_info
     from roomtone.audio import load
+
+    if out is not None:  # refuse before the work, not after it
+        check_output(out, overwrite=overwrite)
 
     if isinstance(run_dir_or_model, torch.nn.Module):
         model = run_dir_or_model
@@ -148,21 +152,21 @@ def predict_files(run_dir_or_model, inputs, *, labels: list[str] | None = None, 
                                 for w in res["windows"]]})
         records.append(rec)
     if out is not None:
-        write_predictions(records, out, labels=labels)
+        write_predictions(records, out, labels=labels, overwrite=overwrite)
     return records
 
 
-def write_predictions(records: list[dict], out: str | os.PathLike, *, labels: list[str]) -> Path:
+def write_predictions(records: list[dict], out: str | os.PathLike, *, labels: list[str],
+                      overwrite: bool = False) -> Path:
     """``.json``: the records; ``.csv``: ``file,ok,error,window,start,end,label,score,<one column per label>``
-    (``window`` = index, or ``clip`` for the clip-level decision)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    (``window`` = index, or ``clip`` for the clip-level decision). Written atomically; an existing ``out``
+    is replaced only with ``overwrite=True``."""
+    out = check_output(out, overwrite=overwrite)
     if out.suffix.lower() == ".json":
-        out.write_text(json.dumps(records, indent=1))
-        return out
+        return atomic_write_json(out, records, indent=1)
     if out.suffix.lower() != ".csv":
         raise ParameterError(f"out={str(out)!r} must end with .csv or .json")
-    with open(out, "w", newline="") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["file", "ok", "error", "window", "start", "end", "label", "score", *labels])
         for r in records:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from roomtone.errors import ParameterError
+from roomtone.files import atomic_path
 
 HEAD_KEYS = ("head", "hidden")
 
@@ -109,9 +110,8 @@ def cached_embeddings(model, rows, *, labels, name: str, sr: int, clip, cache_di
     ds = make_dataset(rows, labels=labels, sr=sr, clip_seconds=clip)
     emb, y = _embed(model, ds, batch_size=batch_size, device=device, desc=f"embed {split}", progress=progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    save_file({"embeddings": emb.contiguous(), "targets": y.contiguous()}, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({"embeddings": emb.contiguous(), "targets": y.contiguous()}, str(tmp))
     return emb, y
 
 
@@ -180,7 +180,7 @@ def fit_transfer(config, *, data_dir: str | os.PathLike, out_dir: str | os.PathL
         raise ParameterError(f"pretrained={name!r} is not a known backbone; allowed: {sorted(CATALOG)}")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     if not resume and (out_dir / "last.pt").exists():
-        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True (--resume) to continue it, "
+        raise ParameterError(f"{out_dir} already holds a run (last.pt); pass resume=True to continue it, "
                              f"or choose another output folder")
     splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed)
     labels = list(meta["labels"])

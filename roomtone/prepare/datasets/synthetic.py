@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from roomtone.errors import DataError, ParameterError
+from roomtone.files import atomic_write_json
 
 CLASSES = (
     "beeps_2",
@@ -304,7 +305,7 @@ def synthetic_events(
             return manifest
         if not overwrite:
             what = "a synthetic dataset with other settings" if previous else "other files"
-            raise DataError(f"{out_dir}: holds {what}; pass overwrite=True (--overwrite) or choose an empty folder")
+            raise DataError(f"{out_dir}: holds {what}; pass overwrite=True or choose an empty folder")
         if previous is None:
             raise DataError(f"{out_dir}: is not a folder written by synthetic_events; refusing to delete it")
         _remove_previous(out_dir)
@@ -334,5 +335,5 @@ def synthetic_events(
             if progress is not None:
                 progress(c * n_per_class + i + 1, total)
     path = write_manifest(manifest, rows)
-    stamp.write_text(json.dumps(settings, indent=2) + "\n")
+    atomic_write_json(stamp, settings)
     return path
