@@ -24,7 +24,7 @@ PATTERN = r"(?P<label>\d)_(?P<group>[a-z]+)_\d+\.wav"
 SI_TEST = ("theo", "yweweler")
 
 
-def _prepare(out: Path, *, official: bool) -> Path:
+def prepare_fsdd(out: Path, *, official: bool) -> Path:
     from roomtone.prepare.pipeline import prepare
 
     kw = {"test_pattern": r"_[0-4]\.wav$"} if official else {"test_groups": list(SI_TEST)}
@@ -85,7 +85,7 @@ def run(*, quick: bool) -> str:
                 ("official (takes 0-4 test), default config", True, 0.985, {}),
                 ("speaker-independent (theo, yweweler test), epochs=18 patience=None", False, 0.90,
                  {"epochs": 18, "patience": None})):
-            data = _prepare(tmp / ("official" if official else "si"), official=official)
+            data = prepare_fsdd(tmp / ("official" if official else "si"), official=official)
             cfg = TrainConfig().replace(**overrides) if overrides else TrainConfig()
             if quick:
                 cfg = cfg.replace(epochs=1, max_steps=10)
