@@ -114,3 +114,22 @@ def test_onnx_parity(tmp_path):
     rep = export_model(m.eval(), format="onnx", out=tmp_path / "e.onnx", atol=1e-4)
     assert rep["max_abs_diff"] <= 1e-4 and len(rep["checked_lengths"]) == 4
     assert min(rep["checked_lengths"]) < m.min_frames * 80  # shorter than the pooling needs: padded in the graph
+
+
+@pytest.mark.parametrize("family", ["vgg", "effnet"])
+def test_design_options_match_the_models_they_stand_for(family):
+    from roomtone.models.compute import compute_profile
+    from roomtone.models.receptive_field import design, option_model
+
+    d = design(target_duration=0.5, sr=8000, hop_length=80, n_fft=512, family=family, flops=True, max_blocks=4,
+               pool_times=(2, 3))
+    assert d["family"] == family and d["recommended"]["covers"]
+    for o in d["options"][::3]:
+        pool = [[2, o["pool_time"]]] * o["blocks"]
+        m = option_model(family, pool, sr=8000, hop_length=80, n_fft=512)
+        rf = receptive_field(m)
+        assert (rf.frames, round(rf.seconds, 4)) == (o["frames"], o["seconds"])
+        assert m.min_frames == o["min_frames"]
+        assert o["flops_per_second"] == compute_profile(m)["flops_per_second"]
+    with pytest.raises(ParameterError, match="family='resnet'"):
+        design(target_duration=0.5, sr=8000, hop_length=80, family="resnet")

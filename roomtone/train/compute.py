@@ -87,7 +87,7 @@ def format_compute(s: dict) -> str:
     """One line: ``compute: 16.1 MFLOP per s of audio, 9,050 params; 21.4 GFLOP/s in the model; 35 % ...``."""
     line = f"compute: {s['flops_per_audio_second'] / 1e6:.1f} MFLOP per s of audio (forward), {s['params']:,} params"
     if s.get("achieved_gflops") is not None:
-        line += (f"; training ran at {s['achieved_gflops']:.1f} GFLOP/s in the model; "
+        line += (f"; training ran at {s['achieved_gflops']:.3g} GFLOP/s in the model; "
                  f"{100 * s['outside_model_share']:.0f} % of training time outside the model "
                  f"(data, augmentation, validation, checkpoints)")
     return line
