@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks import load_note
-from benchmarks.bench_train_fsdd import FSDD, PATTERN, SI_TEST, prepare_fsdd
+from benchmarks.bench_train_fsdd import FSDD, SI_TEST, prepare_fsdd
 
 EFFICIENT = "effnet_s"
 

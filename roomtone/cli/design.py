@@ -28,9 +28,8 @@ def register(app: typer.Typer) -> None:
 
         con = Console()
         if run is not None:
-            from roomtone.train import load_run
-
             from roomtone.models.compute import compute_profile
+            from roomtone.train import load_run
 
             model = load_run(run)[0]
             rf = receptive_field(model)
