@@ -64,7 +64,8 @@ def _positive(m: nn.Module) -> nn.Module:
 
 
 @pytest.mark.parametrize("name,kw", [("effnet_s", {}), ("effnet_m", {"kernel": (5, 3)}),
-                                     ("effnet_s", {"pool": [(2, 1), (2, 2), (1, 3), (2, 2)]})])
+                                     ("effnet_s", {"pool": [(2, 1), (2, 2), (1, 3), (2, 2)]}),
+                                     ("effnet_s", {"pool": [(2, 4), (2, 2), (2, 2), (1, 2)]})])
 def test_receptive_field_analytic_equals_gradient(name, kw):
     torch.manual_seed(0)
     m = _positive(create_model(name, num_classes=4, pool_type="avg", **kw))

@@ -1,4 +1,4 @@
-"""Efficient CNN family (``effnet_s``, ``effnet_m``, ``effnet_l``): separable time/frequency residual blocks.
+"""Efficient CNN family (``effnet_s``, ``effnet_m``, ``effnet_l``): depthwise-separable residual blocks.
 
 A compute-lean sibling of :class:`~roomtone.models.vgg.VGG` with the same front end, input normalisation,
 padding of short input, pooling heads, model contract and export path. Informed by the keyword-spotting
@@ -7,8 +7,9 @@ MatchboxNet, Majumdar & Ginsburg 2020): the idea taken from them is to factor a 
 depthwise conv and a pointwise channel mix, to pool frequency (and time) early, and to keep the width
 small. The layout here is our own:
 
-* stem: one full 3x3 conv (1 -> ``channels[0]``) with stride ``pool[0]`` + BN + ReLU (default (2, 2): a
-  quarter of the positions before any other work);
+* stem: one full conv (1 -> ``channels[0]``, 3x3, or 5 along an axis strided by 4 or 5 so no input is
+  skipped) with stride ``pool[0]`` + BN + ReLU (default (2, 2): a quarter of the positions before any
+  other work);
 * stage ``i > 0``: ``pool[i]`` pooling;
 * every stage then holds ``depth[i]`` :class:`SeparableBlock` s (depthwise conv + pointwise mix, residual);
   the first block of a stage that changes the width maps ``channels[i - 1] -> channels[i]`` in its
@@ -63,6 +64,11 @@ def _ints(v, n: int, what: str) -> list[int]:
     return vals
 
 
+def stem_kernel(stride: tuple[int, int]) -> tuple[int, int]:
+    """Kernel of the strided stem: 3 per axis, or the odd size >= the stride (no input sample is skipped)."""
+    return tuple(max(3, 2 * (int(s) // 2) + 1) for s in stride)
+
+
 class EffNet(VGG):
     """Waveform -> log-mel (dB) -> per-band norm -> separable residual stages -> freq pooling -> time head.
 
@@ -89,11 +95,11 @@ class EffNet(VGG):
             raise ParameterError(f"kernel={kernel!r} must be a (k_freq, k_time) pair of odd positive ints") from None
         if kf < 1 or kt < 1 or kf % 2 == 0 or kt % 2 == 0:
             raise ParameterError(f"kernel={kernel!r} must be a (k_freq, k_time) pair of odd positive ints")
-        self_spec = {"depth": _ints(depth, len(channels), "depth"), "kernel": (kf, kt)}
+        spec = {"depth": _ints(depth, len(channels), "depth"), "kernel": (kf, kt)}
         if pool is None:
             pool = (2, 2)
         widths = [max(4, int(round(c * width))) for c in channels]
-        self.block_spec = self_spec  # a plain attribute (before Module.__init__): read by make_features
+        self.block_spec = spec  # a plain attribute (before Module.__init__): read by make_features
         super().__init__(num_classes=num_classes, channels=widths, pool=pool, pool_type=pool_type,
                          dropout=dropout, **kw)
 
@@ -106,8 +112,9 @@ class EffNet(VGG):
         for i, (c, p) in enumerate(zip(channels, pools, strict=True)):
             layers: list[nn.Module] = []
             if i == 0:  # strided stem: the first pooling is the stride of the one full conv
-                layers += [nn.Conv2d(c_in, c, 3, stride=p, padding=1, bias=False), nn.BatchNorm2d(c),
-                           nn.ReLU(inplace=True)]
+                k = stem_kernel(p)
+                layers += [nn.Conv2d(c_in, c, k, stride=p, padding=(k[0] // 2, k[1] // 2), bias=False),
+                           nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
             elif p != (1, 1):
                 layers.append(pool_cls(p))
             for j in range(max(depth[i], int(i > 0 and c != c_in))):  # the first block changes the width
@@ -126,7 +133,7 @@ def effnet_layers(depth: Sequence[int], *, pools: Sequence[tuple[int, int]], ker
     out = []
     for i, (d, p) in enumerate(zip(depth, pools, strict=True)):
         if i == 0:
-            out.append(((3, 3), tuple(p), (1, 1)))
+            out.append((stem_kernel(p), tuple(p), (1, 1)))
         elif tuple(p) != (1, 1):
             out.append((tuple(p), tuple(p), (1, 1)))
         widen = i > 0 and (channels is None or channels[i] != channels[i - 1])
