@@ -1,10 +1,10 @@
-"""Time to accuracy: the efficient family (``effnet_s``) against the default ``vgg``, same run, same machine.
+"""Time to accuracy: the efficient family (``effnet_m``) against the default ``vgg``, same run, same machine.
 
 Three datasets, prepared with the same code path as ``roomtone prepare``:
 * FSDD official split (takes 0-4 of every speaker test), FSDD split by speaker (theo, yweweler test);
 * the embedded synthetic event set (9 classes, 8 sessions: 5 train, 1 valid, 2 test; 16 kHz).
 
-``vgg`` runs each dataset's reference config (the one of ``bench_train_fsdd`` / the demo). ``effnet_s`` runs
+``vgg`` runs each dataset's reference config (the one of ``bench_train_fsdd`` / the demo). ``effnet_m`` runs
 the same config with ONE fixed change set, the same on every dataset (no per-dataset tuning), see
 :data:`EFFNET_CHANGES`. Reported: test accuracy, the fit loop's training seconds, FLOPs per second of audio
 (forward, exact conv/linear count), and the ratios. Bars (issue 15): accuracy within 0.5 point of vgg,
@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks import load_note
 from benchmarks.bench_train_fsdd import FSDD, SI_TEST, prepare_fsdd
 
-EFFICIENT = "effnet_s"
+EFFICIENT = "effnet_m"
 
 
 def effnet_changes(cfg) -> dict:
@@ -31,7 +31,7 @@ def effnet_changes(cfg) -> dict:
             "specaugment.time_width": max(1, cfg.specaugment.time_width // 2)}
 
 
-EFFNET_CHANGES = ("model=effnet_s", "frontend.hop_length x2 (10 ms -> 20 ms)",
+EFFNET_CHANGES = (f"model={EFFICIENT}", "frontend.hop_length x2 (10 ms -> 20 ms)",
                   "specaugment.time_width / 2 (same mask duration)")
 
 
