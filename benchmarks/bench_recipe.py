@@ -30,15 +30,22 @@ BARS = {"fsdd-official": ("accuracy", 0.995), "fsdd-speaker": ("accuracy", 0.95)
         "insects": ("recording_accuracy", 0.75)}
 
 
-def _prepare(name: str, out: Path) -> Path | None:
+def prepare_fsdd(out: Path, *, official: bool) -> Path:
+    """FSDD prepared by the CLI's code path: official split (takes 0-4 test) or by speaker (``SI_TEST``)."""
+    from roomtone.prepare.pipeline import prepare
+
+    kw = {"test_pattern": r"_[0-4]\.wav$"} if official else {"test_groups": list(SI_TEST)}
+    return Path(prepare(FSDD, out, label_pattern=PATTERN, valid=0.1, group_split=False, seed=0, html=False,
+                        overwrite=True, **kw))
+
+
+def prepare_dataset(name: str, out: Path) -> Path | None:
+    """One of the suite's datasets, prepared into ``out`` (None when its files are absent)."""
     from roomtone.prepare.pipeline import prepare
 
     common = {"seed": 0, "html": False, "overwrite": True}
     if name.startswith("fsdd"):
-        if not FSDD.exists():
-            return None
-        kw = {"test_pattern": r"_[0-4]\.wav$"} if name == "fsdd-official" else {"test_groups": list(SI_TEST)}
-        return Path(prepare(FSDD, out, label_pattern=PATTERN, valid=0.1, group_split=False, **kw, **common))
+        return prepare_fsdd(out, official=name == "fsdd-official") if FSDD.exists() else None
     if name == "insects":
         return Path(prepare(INSECTS, out, test=0.3, **common)) if INSECTS.exists() else None
     from roomtone.prepare.datasets.synthetic import synthetic_events
@@ -88,7 +95,7 @@ def run(*, quick: bool) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in names:
-            data = _prepare(name, tmp / name)
+            data = prepare_dataset(name, tmp / name)
             if data is None:
                 rows.append((name, "skipped: data not found", None, None, None, None))
                 continue

@@ -3,7 +3,7 @@
 Bar (issue 7): a model trained with noise+room augmentation loses at most half the accuracy that the
 clean-trained model loses on the ``all`` test condition (unseen test-split noises and rooms + phone mic).
 ``bench_robustness`` measures the same bar with the quick classical baseline; this suite trains the default
-CNN twice with ``roomtone.train.fit`` on the official FSDD split (prepared as in ``bench_train_fsdd``):
+CNN twice with ``roomtone.train.fit`` on the official FSDD split (prepared as in ``bench_recipe``):
 once without waveform augmentation (``augment.condition = None``), once with on-the-fly ``noise+room``
 from the TRAIN split of the banks. Both are evaluated with ``roomtone.train.evaluate`` on the test clips,
 clean and under the TEST split of the banks (noises and rooms never seen in training). Both runs get the same

@@ -30,8 +30,10 @@ def register(app: typer.Typer) -> None:
         n_fft: int = typer.Option(None, help="FFT size in samples (default: frontend_defaults at --sr)."),
         n_mels: int = typer.Option(None, help="Mel bands (default: frontend_defaults at --sr)."),
         run: Path = typer.Option(None, help="Check a trained run's model against the target instead."),
+        family: str = typer.Option("vgg", help="Network family: vgg (3x3 conv blocks) or effnet (separable stages)."),
     ) -> None:
-        """Propose VGG depth and time pooling so the receptive field covers the target pattern."""
+        """Propose depth and time pooling so the receptive field covers the target pattern; shows each
+        option's forward FLOPs per second of audio beside its field."""
         from rich.console import Console
         from rich.table import Table
 
@@ -39,28 +41,35 @@ def register(app: typer.Typer) -> None:
 
         con = Console()
         if run is not None:
+            from roomtone.models.compute import compute_profile
             from roomtone.train import load_run
 
             model = load_run(run)[0]
             rf = receptive_field(model)
+            prof = compute_profile(model)
             con.print(f"receptive field of {run}: {rf.frames} frames = {rf.seconds:.3f} s, {rf.bins} mel bins; "
-                      f"jump {rf.jump_seconds:.3f} s")
+                      f"jump {rf.jump_seconds:.3f} s; {prof['flops_per_second'] / 1e6:.1f} MFLOP per s of audio, "
+                      f"{prof['params']:,} params")
             warn = check_receptive_field(rf, target_duration=target_duration)
             con.print(f"[yellow]warning:[/yellow] {escape(warn)}" if warn else "[green]matches the target[/green]")
             return
         fe = design_settings(sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels)
         sr, hop_length, n_fft, n_mels = fe["sr"], fe["hop_length"], fe["n_fft"], fe["n_mels"]
         d = design(target_duration=target_duration, sr=sr, hop_length=hop_length, win_length=win_length,
-                   n_fft=n_fft, n_mels=n_mels)
-        t = Table(title=f"VGG blocks (two 3x3 convs + pooling), hop {hop_length} at {sr} Hz")
-        for col in ("blocks", "time pool", "field (frames)", "field (s)", "jump (s)", "min input frames", "covers"):
+                   n_fft=n_fft, n_mels=n_mels, family=family, flops=True)
+        what = ("VGG blocks (two 3x3 convs + pooling)" if family == "vgg"
+                else "EffNet stages (pooling + one depthwise-separable block; strided stem)")
+        t = Table(title=f"{what}, hop {hop_length} at {sr} Hz")
+        for col in ("blocks", "time pool", "field (frames)", "field (s)", "jump (s)", "min input frames",
+                    "MFLOP per s", "covers"):
             t.add_column(col, justify="right")
-        for o in d["options"]:
-            if o["blocks"] <= 6:
-                t.add_row(str(o["blocks"]), str(o["pool_time"]), str(o["frames"]), f"{o['seconds']:.3f}",
-                          f"{o['jump_seconds']:.3f}", str(o["min_frames"]), "yes" if o["covers"] else "no")
+        for o in (o for o in d["options"] if o["blocks"] <= 6):
+            mflops = "-" if o["flops_per_second"] is None else f"{o['flops_per_second'] / 1e6:.1f}"
+            t.add_row(str(o["blocks"]), str(o["pool_time"]), str(o["frames"]), f"{o['seconds']:.3f}",
+                      f"{o['jump_seconds']:.3f}", str(o["min_frames"]), mflops, "yes" if o["covers"] else "no")
         con.print(t)
         r = d["recommended"]
         con.print(f"[bold]recommended[/bold]: {r['blocks']} blocks, time pooling {r['pool_time']} -> field "
                   f"{r['seconds']:.3f} s for a {target_duration:g} s pattern; model_kwargs: "
-                  f"channels of length {r['blocks']}, pool={r['pool']}" + (f" ({r['note']})" if r.get("note") else ""))
+                  f"channels of length {r['blocks']}, pool={r['pool']}"
+                  + (", depth=1 (model effnet_s)" if family == "effnet" else "") + (f" ({r['note']})" if r.get("note") else ""))

@@ -11,7 +11,8 @@ the execution order of a sequential stack) and converts through the front end:
   so ``b`` bins starting at bin ``i`` span ``edges[i] .. edges[i + b + 1]`` Hz; we report the span at the
   bottom and at the top of the spectrum (mel bands widen upwards).
 
-:func:`design` proposes a depth and time pooling for a target pattern length.
+:func:`design` proposes a depth and time pooling for a target pattern length (VGG or EffNet stages), with
+the FLOPs of each option on request.
 """
 
 from __future__ import annotations
@@ -135,18 +136,51 @@ def check_receptive_field(rf: ReceptiveField, *, target_duration: float, low: fl
     return None
 
 
+FAMILIES = ("vgg", "effnet")
+
+
+def family_layers(family: str, blocks: int, *, pool_time: int = 2, pool_freq: int = 2):
+    """Layer list of ``blocks`` stages of ``family``: ``vgg`` blocks (:func:`vgg_layers`) or ``effnet``
+    stages of one separable block each (:func:`roomtone.models.effnet.effnet_layers`)."""
+    if family == "vgg":
+        return vgg_layers(blocks, pool_time=pool_time, pool_freq=pool_freq)
+    if family == "effnet":
+        from roomtone.models.effnet import effnet_layers
+
+        return effnet_layers([1] * blocks, pools=[(pool_freq, pool_time)] * blocks)
+    raise ParameterError(f"family={family!r} must be one of {list(FAMILIES)}")
+
+
+def option_model(family: str, pool: list, *, num_classes: int = 2, **frontend) -> nn.Module:
+    """The model a design option stands for: ``vgg`` with channels 16, 32, 64, ... per block, or
+    ``effnet_s``-like stages (16, 32, 64, ... wide, one separable block each), with ``pool`` per stage."""
+    from roomtone.models.registry import create_model
+
+    channels = [16 * 2 ** i for i in range(len(pool))]
+    if family == "effnet":
+        return create_model("effnet_s", num_classes=num_classes, channels=channels, depth=1, pool=pool, **frontend)
+    return create_model("vgg", num_classes=num_classes, channels=channels, pool=pool, **frontend)
+
+
 def design(*, target_duration: float, sr: int, hop_length: int, win_length: int | None = None,
            n_fft: int | None = None, n_mels: int = 64, max_blocks: int = 8,
-           pool_times: tuple[int, ...] = (2, 3, 4)) -> dict:
-    """Propose VGG depth and time pooling so the receptive field covers ``target_duration`` seconds.
+           pool_times: tuple[int, ...] = (2, 3, 4), family: str = "vgg", flops: bool = False) -> dict:
+    """Propose depth and time pooling so the receptive field covers ``target_duration`` seconds.
 
     Returns ``{"recommended": {...}, "options": [...]}``; each option has ``blocks``, ``pool_time``,
     ``frames``, ``seconds``, ``jump_seconds``, ``min_frames`` (input frames the pooling needs) and
     ``covers``. The recommendation is the shallowest stack (pool 2 preferred) whose field covers the
     target, with frequency pooling 2 while ``n_mels`` allows it.
+    ``family``: ``vgg`` (two 3x3 convs + pooling per block) or ``effnet`` (strided stem, then pooling and
+    one depthwise-separable block per stage). ``flops=True`` adds ``flops_per_second`` (forward FLOPs per
+    second of audio, :func:`roomtone.models.compute.compute_profile`) of the model each option stands for
+    (:func:`option_model`, built and run once on a clip of at least 1 s that the pooling takes; None for
+    options of over 6 stages or 1024 input frames).
     """
     if not (isinstance(target_duration, (int, float)) and target_duration > 0):
         raise ParameterError(f"target_duration={target_duration!r} must be a positive number of seconds")
+    if family not in FAMILIES:
+        raise ParameterError(f"family={family!r} must be one of {list(FAMILIES)}")
     for name, v in (("sr", sr), ("hop_length", hop_length), ("max_blocks", max_blocks)):
         if not isinstance(v, int) or v < 1:
             raise ParameterError(f"{name}={v!r} must be a positive integer")
@@ -154,13 +188,24 @@ def design(*, target_duration: float, sr: int, hop_length: int, win_length: int 
     options = []
     for pt in pool_times:
         for blocks in range(1, max_blocks + 1):
-            (b, f), (jb, jf) = stack_receptive_field(vgg_layers(blocks, pool_time=pt))
+            (b, f), (jb, jf) = stack_receptive_field(family_layers(family, blocks, pool_time=pt))
             secs = frames_to_seconds(f, sr=sr, hop_length=hop_length, win_length=win)
             options.append({"blocks": blocks, "pool_time": pt, "frames": f, "seconds": round(secs, 4),
                             "jump_seconds": round(jf * hop_length / sr, 4), "min_frames": pt ** blocks,
                             "freq_bins": b, "covers": secs >= target_duration})
     rec = None
     max_freq_blocks = max(0, n_mels.bit_length() - 3)  # keep >= 4 mel bins after pooling
+    if flops:
+        from roomtone.models.compute import compute_profile
+
+        fe = {"sr": sr, "hop_length": hop_length, "n_fft": n_fft or win, "win_length": win_length, "n_mels": n_mels}
+        for o in options:  # on a clip long enough for the pooling; none for stacks of over 6 stages / 1024 frames
+            o["flops_per_second"] = None
+            if o["blocks"] <= 6 and o["min_frames"] <= 1024:
+                pool = [[2 if i < max_freq_blocks else 1, o["pool_time"]] for i in range(o["blocks"])]
+                secs = max(1.0, frames_to_seconds(o["min_frames"], sr=sr, hop_length=hop_length, win_length=win))
+                prof = compute_profile(option_model(family, pool, **fe), seconds=secs)
+                o["flops_per_second"] = prof["flops_per_second"]
     for pt in pool_times:
         for o in options:
             if o["pool_time"] == pt and o["covers"] and o["blocks"] <= max(4, max_blocks // 2 + 2):
@@ -173,4 +218,5 @@ def design(*, target_duration: float, sr: int, hop_length: int, win_length: int 
         rec["note"] = "no option covers the target; use the deepest, or a longer hop"
     rec["pool"] = [[2 if i < max_freq_blocks else 1, rec["pool_time"]] for i in range(rec["blocks"])]
     rec["target_duration"] = target_duration
-    return {"recommended": rec, "options": options, "sr": sr, "hop_length": hop_length, "win_length": win}
+    return {"recommended": rec, "options": options, "sr": sr, "hop_length": hop_length, "win_length": win,
+            "family": family}

@@ -101,11 +101,8 @@ class VGG(nn.Module):
             raise ParameterError(f"norm={norm!r} must be 'batch' or 'utterance'")
         self.norm = norm
         self.bn0 = nn.BatchNorm1d(n_mels)
-        blocks, c_in = [], in_chans
-        for c, p in zip(channels, pools, strict=True):
-            blocks.append(ConvBlock(c_in, int(c), pool=p, pool_type=pool_type))
-            c_in = int(c)
-        self.features = nn.Sequential(*blocks)
+        self.features = self.make_features(in_chans, [int(c) for c in channels], pools, pool_type=pool_type)
+        c_in = int(channels[-1])
         if freq_pool not in ("mean", "max", "flatten"):
             raise ParameterError(f"freq_pool={freq_pool!r} must be 'mean', 'max' or 'flatten'")
         self.freq_pool = freq_pool
@@ -114,6 +111,16 @@ class VGG(nn.Module):
         self.head_name = head
         self.head = create_head(head, in_features=self.num_features, num_classes=num_classes, dropout=dropout)
         self.dropout = dropout
+
+    def make_features(self, in_chans: int, channels: list[int], pools: list[tuple[int, int]], *,
+                      pool_type: str) -> nn.Sequential:
+        """The conv stack: one stage per entry of ``channels`` (here a VGG block), pooling ``pools[i]`` in
+        stage ``i``; a subclass builds its own stage and keeps the front end, padding and heads."""
+        blocks, c_in = [], in_chans
+        for c, p in zip(channels, pools, strict=True):
+            blocks.append(ConvBlock(c_in, c, pool=p, pool_type=pool_type))
+            c_in = c
+        return nn.Sequential(*blocks)
 
     def spectrogram(self, x: torch.Tensor) -> torch.Tensor:
         """Waveform ``(batch, time)`` -> normalised log-mel ``(batch, 1, n_mels, frames)``."""

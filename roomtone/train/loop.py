@@ -26,6 +26,7 @@ from roomtone.config import TrainConfig
 from roomtone.errors import ParameterError
 from roomtone.files import atomic_write_text
 from roomtone.train.checkpoint import atomic_save, check_run_dir, load_checkpoint, write_run_info
+from roomtone.train.compute import ComputeMeter
 from roomtone.train.data import (
     batches,
     data_sr,
@@ -170,7 +171,8 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
         progress: show a rich progress bar (rank 0 only).
 
     Returns:
-        ``{"run_dir", "epochs_run", "global_step", "best_epoch", "best", "last", "stopped_early", "train_seconds"}``.
+        ``{"run_dir", "epochs_run", "global_step", "best_epoch", "best", "last", "stopped_early", "train_seconds",
+        "compute"}`` (``compute``: :meth:`roomtone.train.compute.ComputeMeter.summary`).
     When ``config.pretrained`` is set, training is delegated to ``roomtone.train.transfer.fit_transfer``.
     """
     if config is None:
@@ -247,6 +249,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
         _truncate_metrics(metrics_path, before_epoch=state["epoch"])
     barrier(info)
     net = wrap_ddp(model, info, device)
+    meter = ComputeMeter(model, seconds_before=state["train_seconds"])
     spec_aug = make_spec_augment(config.specaugment)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     cpu_fork = [device.index or 0] if device.type == "cuda" else []
@@ -282,6 +285,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                     perm = torch.randperm(x.shape[0], generator=g).to(device)
                     x = lam * x + (1 - lam) * x[perm]
                 spec_fn = (lambda sp, _g=g: spec_aug(sp, _g)) if spec_aug is not None else None
+                meter.start(x)
                 with torch.random.fork_rng(devices=cpu_fork):
                     torch.manual_seed(s)  # dropout masks: a function of (seed, step, rank) only
                     with autocast():
@@ -297,6 +301,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                     else:
                         loss.backward()
                         optimizer.step()
+                meter.stop()
                 scheduler.step()
                 n = y.shape[0]
                 state["accum"][0] += float(loss.detach()) * n
@@ -345,11 +350,13 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
             save_last()
             last_record = record
     barrier(info)
+    compute = meter.finish(out_dir if info.is_main else None, train_seconds=state["train_seconds"],
+                           console=bar.console if info.is_main else None)
     history = read_metrics(metrics_path) if metrics_path.exists() else []
     best = next((r for r in history if r["epoch"] == state["best_epoch"]), None)
     return {"run_dir": str(out_dir), "epochs_run": state["epoch"], "global_step": state["global_step"],
             "best_epoch": state["best_epoch"], "best": best, "last": history[-1] if history else last_record,
-            "stopped_early": state["stopped_early"], "train_seconds": state["train_seconds"]}
+            "stopped_early": state["stopped_early"], "train_seconds": state["train_seconds"], "compute": compute}
 
 
 def _format_record(r: dict) -> str:

@@ -1,0 +1,75 @@
+"""Compute: MACs by hand and by torch's FLOP counter, FLOPs per second of audio, step timing, run.json report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from roomtone.errors import ParameterError
+from roomtone.models import create_model
+from roomtone.models.compute import compute_profile, count_macs, count_parameters, step_seconds
+
+
+def test_macs_match_a_hand_count():
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                      nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2), nn.Flatten(), nn.Linear(160, 3))
+    by = count_macs(m, torch.zeros(1, 1, 8, 10))
+    # conv1: 4*8*10 outputs x 1*9; conv2: 8*4*5 outputs x (4/2)*9; linear: 3 outputs x 160
+    assert by == {"0": 320 * 9, "2": 160 * 18, "4": 3 * 160}
+    assert count_parameters(m) == (4 * 9 + 4) + (8 * 2 * 9 + 8) + (160 * 3 + 3)
+    assert sum(count_macs(m, torch.zeros(2, 1, 8, 10)).values()) == 2 * sum(by.values())  # linear in batch
+
+
+@pytest.mark.parametrize("name", ["vgg_tiny", "effnet_s"])
+def test_network_flops_equal_torch_flop_counter(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m = create_model(name, num_classes=10, n_mels=32).eval()
+    x = torch.randn(1, 8000)
+    with torch.no_grad():
+        s = m.spectrogram(x)
+        with FlopCounterMode(display=False) as fc:
+            m.forward_head(m.forward_spectrogram(s))
+    prof = compute_profile(m, seconds=1.0)
+    assert prof["flops_per_second"] == fc.get_total_flops()  # convs + classifier, front end excluded
+    assert prof["params"] == count_parameters(m)
+    assert compute_profile(m, seconds=2.0)["flops_per_second"] == pytest.approx(prof["flops_per_second"], rel=0.03)
+
+
+def test_effnet_is_a_tenth_of_vgg():
+    vgg = compute_profile(create_model("vgg", num_classes=10))["flops_per_second"]
+    for name in ("effnet_s", "effnet_m"):
+        assert compute_profile(create_model(name, num_classes=10))["flops_per_second"] < vgg / 10
+
+
+def test_step_seconds_restores_the_model():
+    torch.manual_seed(0)
+    m = create_model("effnet_s", num_classes=3, n_mels=32)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    t = step_seconds(m, batch_size=4, seconds=0.5, steps=2, warmup=1)
+    assert t > 0
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ParameterError, match="batch_size=0"):
+        step_seconds(m, batch_size=0)
+    with pytest.raises(ParameterError, match="seconds=-1"):
+        compute_profile(m, seconds=-1)
+
+
+def test_fit_reports_compute_in_run_json(tmp_path):
+    from test_train import make_tones, tiny_config
+
+    from roomtone.train import fit
+
+    data = make_tones(tmp_path / "data")
+    s = fit(tiny_config(epochs=1), data_dir=data, out_dir=tmp_path / "run", progress=False)
+    c = json.loads((tmp_path / "run" / "run.json").read_text())["compute"]
+    assert c == s["compute"]
+    model = create_model("vgg_tiny", num_classes=3, sr=8000, n_fft=256, hop_length=64, n_mels=32)
+    assert c["flops_per_audio_second"] == compute_profile(model)["flops_per_second"]
+    assert c["params"] == count_parameters(model) and c["steps"] == s["global_step"]
+    assert 0 < c["model_seconds"] < s["train_seconds"] and 0 < c["outside_model_share"] < 1
+    assert c["achieved_gflops"] > 0
