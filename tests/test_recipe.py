@@ -179,11 +179,13 @@ def test_windowed_run_reports_recording_accuracy(tmp_path):
 
 
 def test_one_function_is_the_only_source_of_frontend_defaults(tmp_path, monkeypatch):
-    """Changing frontend_defaults' constants changes expect's front end, the feature cache, train and design."""
+    """Changing frontend_defaults' constants changes expect's front end, the feature cache, train, design and the
+    models' own defaults."""
     import roomtone.features.defaults as D
     from roomtone.config import TrainConfig
     from roomtone.expect.frontend import make_frontend
     from roomtone.features.cache import feature_config
+    from roomtone.models import create_model
     from roomtone.train.run import model_config_of
 
     def snapshot():
@@ -192,7 +194,9 @@ def test_one_function_is_the_only_source_of_frontend_defaults(tmp_path, monkeypa
                 "cache": (feature_config("log-mel", sr=16000)["params"]["n_fft"],
                           feature_config("log-mel", sr=16000)["params"]["n_mels"]),
                 "train": tuple(model_config_of(TrainConfig(), num_classes=2, sr=16000)[k] for k in ("n_fft", "n_mels")),
-                "design": (_design_defaults(16000)["n_fft"], _design_defaults(16000)["n_mels"])}
+                "design": (_design_defaults(16000)["n_fft"], _design_defaults(16000)["n_mels"]),
+                "model": (create_model("vgg", num_classes=2, sr=16000).frontend.mel.n_fft,
+                          create_model("vgg", num_classes=2, sr=16000).frontend.mel.n_mels)}
 
     before = snapshot()
     assert set(before.values()) == {(1024, 64)}

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from roomtone.errors import ParameterError
+from roomtone.features.defaults import frontend_defaults
 from roomtone.features.functional import symbolic_export
 from roomtone.models.heads import HEADS, create_head
 from roomtone.models.registry import register_model
@@ -55,7 +56,8 @@ class VGG(nn.Module):
 
     Args:
         num_classes: number of output classes.
-        sr, n_fft, hop_length, win_length, n_mels, fmin, fmax: front end (``roomtone.features.log_mel``).
+        sr, n_fft, hop_length, win_length, n_mels, fmin, fmax: front end (``roomtone.features.log_mel``);
+            None takes ``roomtone.features.frontend_defaults(sr=sr)``.
         channels: output channels of each block; its length is the depth.
         pool: pooling size (freq, time) per block: one int/pair for every block, or one per block.
         pool_type: ``"max"`` or ``"avg"``.
@@ -70,12 +72,14 @@ class VGG(nn.Module):
         in_chans: channels of the spectrogram input (1 for a single log-mel).
     """
 
-    def __init__(self, *, num_classes: int, sr: int = 8000, n_fft: int = 512, hop_length: int = 80,
-                 win_length: int | None = None, n_mels: int = 64, fmin: float = 0.0, fmax: float | None = None,
+    def __init__(self, *, num_classes: int, sr: int = 8000, n_fft: int | None = None, hop_length: int | None = None,
+                 win_length: int | None = None, n_mels: int | None = None, fmin: float = 0.0, fmax: float | None = None,
                  channels: Sequence[int] = (16, 32, 64, 128), pool=(2, 2), pool_type: str = "max",
                  head: str = "mean+max", dropout: float = 0.2, in_chans: int = 1, top_db: float | None = 80.0,
                  freq_pool: str = "mean", norm: str = "utterance"):
         super().__init__()
+        d = frontend_defaults(sr=sr)
+        n_fft, hop_length, n_mels = n_fft or d["n_fft"], hop_length or d["hop_length"], n_mels or d["n_mels"]
         if not channels or any(int(c) < 1 for c in channels):
             raise ParameterError(f"channels={channels!r} must be a non-empty list of positive ints")
         if pool_type not in ("max", "avg"):
