@@ -137,8 +137,9 @@ class Aisfx(nn.Module):
         i = torch.arange(n_frames, dtype=torch.float64)
         return ((i + 0.5) * pooled - 0.5) * HOP_LENGTH / SR
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Embedding ``(batch, 512)`` -> logits; ``pre_logits=True`` returns the embedding."""
+        return features if pre_logits else self.head(features)
 
     def forward(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(waveform, spec_transform))

@@ -81,7 +81,7 @@ def _embed(model, dataset, *, batch_size: int, device, desc: str, progress: bool
     with _progress(progress) as bar, torch.no_grad():
         task = bar.add_task(desc, total=len(loader), stats="")
         for x, y, _ in loader:
-            embs.append(model.forward_features(x.to(device)).float().cpu())
+            embs.append(model.forward_head(model.forward_features(x.to(device)), pre_logits=True).float().cpu())
             ys.append(y)
             bar.update(task, advance=1)
     return torch.cat(embs), torch.cat(ys)
