@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
         overrides = {k: v for k, v in (("model", model), ("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
                                        ("seed", seed), ("device", device), ("pretrained", pretrained),
                                        ("mode", mode)) if v is not None}
+        if (mode or cfg.mode) == "probe" and (pretrained or cfg.pretrained):
+            from roomtone.train.strategy import PROBE_OVERRIDES
+
+            overrides.update(PROBE_OVERRIDES)  # the probe trains on embeddings of the clean clips
         overrides.update(_parse_set(set_))
         if overrides:
             cfg = cfg.replace(**overrides)

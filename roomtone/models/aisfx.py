@@ -157,7 +157,7 @@ class Aisfx(nn.Module):
         """Backbone modules from the top block down, for gradual unfreezing."""
         return [getattr(self.backbone, f"conv_block{i}") for i in range(len(POOLS), 0, -1)]
 
-    def classifier(self) -> nn.Module:
+    def get_classifier(self) -> nn.Module:
         """The head replaced by :meth:`reset_classifier`."""
         return self.head
 

@@ -258,7 +258,7 @@ class PANNs(nn.Module):
         blocks = [getattr(self, f"conv_block{i}") for i in range(len(self.pools), 0, -1)]
         return [self.fc1, *blocks, self.bn0]
 
-    def classifier(self) -> nn.Module:
+    def get_classifier(self) -> nn.Module:
         """The head replaced by :meth:`reset_classifier` (``fc_audioset``)."""
         return self.fc_audioset
 

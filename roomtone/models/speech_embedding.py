@@ -184,9 +184,8 @@ class SpeechEmbedding(nn.Module):
         self.head = make_head(self.head_kind, EMBEDDING_SIZE, num_classes, self.hidden)
 
     def get_classifier(self) -> nn.Module:
+        """The head replaced by :meth:`reset_classifier`."""
         return self.head
-
-    classifier = get_classifier
 
     def backbone_stages(self) -> list[nn.Module]:
         """Backbone modules from the top down, for gradual unfreezing."""
