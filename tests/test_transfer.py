@@ -1,4 +1,5 @@
-"""fit_transfer: probe and finetune runs that load_run/evaluate understand, bandwidth warning, folding, resume."""
+"""Transfer through the one fit loop: probe and finetune runs that load_run/evaluate understand, bandwidth
+warning, folding, resume, and the settings each mode refuses."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from roomtone.config import TrainConfig
 from roomtone.errors import ParameterError
 from roomtone.models import create_model
 from roomtone.prepare.manifest import ManifestRow, write_manifest
-from roomtone.train.transfer import _head_kwargs, fit_transfer, fold_standardization
+from roomtone.train import fit
+from roomtone.train.strategy import PROBE_OVERRIDES, check_config, fold_standardization
 
 
 @pytest.fixture()
@@ -60,10 +62,11 @@ def test_fold_standardization_is_exact():
 def test_probe_run_is_an_ordinary_run(tiny_fsdd, aisfx_cache, tmp_path):
     from roomtone.train import evaluate, load_run
 
-    cfg = TrainConfig(pretrained="aisfx", mode="probe", epochs=4, batch_size=4, lr=1e-2, clip_seconds=None, patience=None)
+    cfg = TrainConfig(pretrained="aisfx", mode="probe", epochs=4, batch_size=4, lr=1e-2, clip_seconds=None,
+                      patience=None).replace(**PROBE_OVERRIDES)
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="4000 Hz of bandwidth"):
-        summary = fit_transfer(cfg, data_dir=tiny_fsdd, out_dir=out, progress=False)
+        summary = fit(cfg, data_dir=tiny_fsdd, out_dir=out, progress=False)
     assert summary["epochs_run"] == 4 and summary["best_epoch"] >= 1
     info = json.loads((out / "run.json").read_text())
     assert info["model_config"] == {"name": "aisfx", "num_classes": 3}
@@ -84,10 +87,10 @@ def test_probe_run_is_an_ordinary_run(tiny_fsdd, aisfx_cache, tmp_path):
     assert res["accuracy"] == pytest.approx(best["valid_accuracy"], abs=1e-6)
     # a second run in the same folder needs --resume; resume finishes without recomputing
     with pytest.raises(ParameterError, match="resume"):
-        fit_transfer(cfg, data_dir=tiny_fsdd, out_dir=out, progress=False)
+        fit(cfg, data_dir=tiny_fsdd, out_dir=out, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        again = fit_transfer(cfg, data_dir=tiny_fsdd, out_dir=out, resume=True, progress=False)
+        again = fit(cfg, data_dir=tiny_fsdd, out_dir=out, resume=True, progress=False)
     assert again["epochs_run"] == 4
 
 
@@ -103,7 +106,7 @@ def test_finetune_with_gradual_unfreezing(tiny_fsdd, aisfx_cache, tmp_path):
     out = tmp_path / "ft"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summary = fit_transfer(cfg, data_dir=tiny_fsdd, out_dir=out, progress=False)
+        summary = fit(cfg, data_dir=tiny_fsdd, out_dir=out, progress=False)
     assert summary["epochs_run"] == 2
     model, _, _ = load_run(out, checkpoint="last")
     ref = load_file(str(aisfx_cache))
@@ -113,8 +116,22 @@ def test_finetune_with_gradual_unfreezing(tiny_fsdd, aisfx_cache, tmp_path):
     assert torch.equal(model.backbone.conv_block1.bn1.running_mean, ref["conv_block1.bn1.running_mean"])
 
 
-def test_bad_settings():
-    with pytest.raises(ParameterError, match="model_kwargs"):
-        _head_kwargs(TrainConfig(pretrained="aisfx", model_kwargs={"channels": 3}))
+def test_settings_a_mode_cannot_use_are_refused():
+    probe = TrainConfig(pretrained="aisfx", mode="probe").replace(**PROBE_OVERRIDES)
+    check_config(probe)
+    with pytest.raises(ParameterError, match="mode='probe' trains on cached embeddings"):
+        check_config(TrainConfig(pretrained="aisfx", mode="probe"))  # default SpecAugment + phone-mic augmentation
+    with pytest.raises(ParameterError, match="unfreeze_schedule"):
+        check_config(probe.replace(unfreeze_schedule=[0]))
+    with pytest.raises(ParameterError, match="from scratch"):
+        check_config(TrainConfig(unfreeze_schedule=[1]))
+    with pytest.raises(ParameterError, match="own front end"):
+        check_config(probe.replace(**{"frontend.n_mels": 40}))
+    with pytest.raises(ParameterError, match="model='vgg_tiny'"):
+        check_config(probe.replace(model="vgg_tiny"))
+    with pytest.raises(ParameterError, match=r"unfreeze_schedule=\[2, 1\]"):
+        check_config(TrainConfig(pretrained="aisfx", mode="finetune", unfreeze_schedule=[2, 1]))
+    with pytest.raises(ParameterError, match="DDP"):
+        check_config(TrainConfig(pretrained="aisfx", mode="finetune", unfreeze_schedule=[1]), world_size=2)
     with pytest.raises(ParameterError, match="pretrained='nope'"):
-        fit_transfer(TrainConfig(pretrained="nope"), data_dir=".", out_dir=".")
+        check_config(TrainConfig(pretrained="nope"))

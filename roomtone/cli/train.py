@@ -74,18 +74,19 @@ def register(app: typer.Typer) -> None:
         overrides = {k: v for k, v in (("model", model), ("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
                                        ("seed", seed), ("device", device), ("pretrained", pretrained),
                                        ("mode", mode)) if v is not None}
+        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()  # resume: fit uses the run's config.yaml
+        if (mode or cfg.mode) == "probe" and (pretrained or cfg.pretrained):
+            from roomtone.train.strategy import PROBE_OVERRIDES
+
+            overrides.update(PROBE_OVERRIDES)  # the probe trains on embeddings of the clean clips
         overrides.update(_parse_set(set_))
         rec = None
-        if config:
-            cfg = TrainConfig.from_yaml(config)
-        elif resume:
-            cfg = TrainConfig()  # fit continues with the run's own config.yaml
-        else:
+        if not config and not resume:
             from roomtone.recipe import recipe
             from roomtone.recipe.report import print_recipe
 
-            if overrides.get("pretrained") and "model_kwargs" not in overrides:
-                overrides["model_kwargs"] = {}  # the recipe's VGG layout does not apply to a backbone
+            if overrides.get("pretrained"):  # the recipe's front end and VGG layout do not apply to a backbone
+                overrides = {"model_kwargs": {}, "frontend": {}, **overrides}
             rec = recipe(data, budget_s=parse_seconds(budget), seed=int(overrides.get("seed", 0))).with_overrides(overrides)
             print_recipe(rec, console=con)
             cfg, overrides = rec.config, {}

