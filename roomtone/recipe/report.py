@@ -37,7 +37,9 @@ def recipe_html(rec: Recipe | dict, *, out: str = "RUN") -> str:
     """``<table>`` of the choices plus the exact ``roomtone train`` command (``rec`` or its ``to_dict()``)."""
     d = rec.to_dict() if isinstance(rec, Recipe) else rec
     cmd = rec.train_command(out=out) if isinstance(rec, Recipe) else d.get("train_command", "")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in d["choices"])
+    left = ' style="text-align:left"'
+    head = "".join(f"<th{left}>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td{left}>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>"
+                   for r in d["choices"])
     return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             f"<p>Train exactly this: <code>{html.escape(cmd)}</code></p>")
