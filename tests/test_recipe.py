@@ -264,3 +264,17 @@ def test_budget_caps_the_steps_from_timed_steps(tmp_path):
     assert any("capped by the" in row["reason"] and "s/step" in row["reason"] for row in r.table())
     with pytest.raises(ParameterError, match="budget_s=0"):
         recipe(data, budget_s=0)
+
+
+def test_transfer_choice_names_a_backbone_of_the_domain(tmp_path, monkeypatch):
+    import roomtone.models.pretrained as P
+    from roomtone.recipe.rules import SMALL_DATA, transfer_choice
+
+    assert "enough data" in transfer_choice(SMALL_DATA, domain="speech").reason
+    assert "pass domain=" in transfer_choice(50, domain=None).reason
+    monkeypatch.setattr(P, "weights_present", lambda name, **kw: False)
+    assert "roomtone pretrained fetch speech-embedding" in transfer_choice(50, domain="speech").reason
+    monkeypatch.setattr(P, "weights_present", lambda name, **kw: name == "speech-embedding")
+    assert "--pretrained speech-embedding --mode probe" in transfer_choice(50, domain="speech").reason
+    with pytest.raises(ParameterError, match="domain='birds'"):
+        transfer_choice(50, domain="birds")

@@ -56,6 +56,8 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(None, "--set", help="Override any config field: key=value (repeatable)."),
         budget: str = typer.Option(None, help="Training time budget for the recipe (e.g. 300, 5m, 1h): caps the "
                                    "step count from a few timed steps. Default: steps from the data's size only."),
+        domain: str = typer.Option(None, help="speech | sound effects | general audio: lets the recipe name the "
+                                   "pre-trained backbone to try on small data."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
@@ -87,7 +89,8 @@ def register(app: typer.Typer) -> None:
 
             if overrides.get("pretrained"):  # the recipe's front end and VGG layout do not apply to a backbone
                 overrides = {"model_kwargs": {}, "frontend": {}, **overrides}
-            rec = recipe(data, budget_s=parse_seconds(budget), seed=int(overrides.get("seed", 0))).with_overrides(overrides)
+            rec = recipe(data, budget_s=parse_seconds(budget), seed=int(overrides.get("seed", 0)),
+                         domain=domain).with_overrides(overrides)
             print_recipe(rec, console=con)
             cfg, overrides = rec.config, {}
         if overrides:

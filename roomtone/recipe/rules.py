@@ -188,7 +188,7 @@ def steps_for(n_train: int) -> int:
     return int(max(MIN_STEPS, round(STEPS_PER_SQRT_EXAMPLE * math.sqrt(max(1, n_train)))))
 
 
-def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, seed: int = 0,
+def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, seed: int = 0, domain: str | None = None,
            measurements: dict | None = None, time_steps: bool = True, progress: bool = False) -> Recipe:
     """The training recipe of a prepared folder (see the module docstring for the rules).
 
@@ -196,6 +196,8 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
         budget_s: training time budget in seconds. None (default): the step count depends on the data only, so
             the same data gives the same recipe on any machine; else it is also capped from a few timed steps of
             the chosen model on this machine (``time_steps=False`` skips the timing).
+        domain: ``"speech"``, ``"sound effects"`` or ``"general audio"`` (optional): names the pre-trained
+            backbone to try on small data (:func:`transfer_choice`).
         measurements: reuse a :func:`roomtone.recipe.measure.measure` result instead of measuring again.
     """
     from roomtone.features.defaults import frontend_defaults
@@ -284,10 +286,31 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
                           f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
                           "; no early stopping (the best validation epoch is kept)"))
-    if m["n_train"] < SMALL_DATA:
-        choices.append(Choice("pretrained", None, f"{m['n_train']} training files",
-                              "small data: also try a pre-trained backbone (`roomtone pretrained list`)"))
+    choices.append(transfer_choice(m["n_train"], domain=domain))
     return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir))
+
+
+def transfer_choice(n_train: int, *, domain: str | None) -> Choice:
+    """Whether to try a pre-trained backbone: small data (< ``SMALL_DATA`` files) and, for a given ``domain``,
+    a catalogue backbone of that domain whose weights are already on this machine. The recipe itself trains
+    from scratch (a transfer run is the user's second baseline, one flag away)."""
+    from roomtone.models.pretrained import CATALOG, DOMAINS, weights_present
+
+    if domain is not None and domain not in DOMAINS:
+        raise ParameterError(f"domain={domain!r} must be one of {list(DOMAINS)} or None")
+    measured = f"{n_train} training files" + (f", domain {domain!r}" if domain else "")
+    if n_train >= SMALL_DATA:
+        return Choice("pretrained", None, measured, f"enough data (>= {SMALL_DATA} files) to train from scratch")
+    if domain is None:
+        return Choice("pretrained", None, measured, "small data: also try a pre-trained backbone of your domain "
+                      "(`roomtone pretrained list`; pass domain= to have the recipe name one)")
+    fits = [n for n, e in CATALOG.items() if e.domain == domain]
+    here = [n for n in fits if weights_present(n)]
+    if here:
+        return Choice("pretrained", None, measured, f"small {domain} data: also try `--pretrained {here[0]} --mode "
+                      f"probe` (its weights are here)")
+    return Choice("pretrained", None, measured, f"small {domain} data: `roomtone pretrained fetch {fits[0]}`, then "
+                  f"try `--pretrained {fits[0]} --mode probe`" if fits else f"small data; no {domain} backbone yet")
 
 
 def _train_examples(m: dict, *, clip: float, hop: float | None) -> int:
