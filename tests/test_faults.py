@@ -400,3 +400,24 @@ def test_debug_shows_the_traceback(tmp_path, cli):
 
         (tmp_path / "run.json").write_text("[1, 2]")
         read_run_info(tmp_path)
+
+
+def test_an_unexpected_error_is_exit_4_and_an_os_error_exit_3(monkeypatch, capsys):
+    import typer
+
+    from roomtone.cli import main as cli_main
+
+    app = typer.Typer()
+
+    @app.command()
+    def boom(kind: str):
+        raise RuntimeError("x") if kind == "bug" else PermissionError(13, "Permission denied", "/root/x")
+
+    monkeypatch.setattr(cli_main, "build_app", lambda: app)
+    monkeypatch.delenv("ROOMTONE_DEBUG", raising=False)
+    for kind, code, start in (("bug", 4, "error: internal error RuntimeError: x (a bug: rerun with --debug"),
+                              ("perm", 3, "error: /root/x: cannot access: permission denied")):
+        with pytest.raises(SystemExit) as done:
+            cli_main.main([kind])
+        err = capsys.readouterr().err
+        assert done.value.code == code and err.startswith(start) and err.count("\n") == 1, err
