@@ -42,6 +42,27 @@ def roomtone(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
                           cwd=cwd, env=env, timeout=timeout)
 
 
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``roomtone ARGS`` in this process (fast: torch is imported once); same result type as roomtone()."""
+    from roomtone.cli.main import main
+
+    monkeypatch.delenv("ROOMTONE_DEBUG", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        got = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, got.out, got.err)
+
+    return run
+
+
 def one_error_line(res: subprocess.CompletedProcess) -> str:
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
@@ -215,7 +236,7 @@ def test_stale_temporaries_of_dead_processes_are_swept(tmp_path):
 
 # ---- nothing replaced without --overwrite -------------------------------------------------------------------
 
-def test_train_into_a_finished_run_refuses(tone_run, tmp_path):
+def test_train_into_a_finished_run_refuses(tone_run, tmp_path, cli):
     from roomtone.train import fit
 
     run, data = tone_run
@@ -227,26 +248,26 @@ def test_train_into_a_finished_run_refuses(tone_run, tmp_path):
         fit(tiny_config(epochs=1), data_dir=data, out_dir=copy, progress=False)
     with pytest.raises(OutputExistsError, match="no last.pt to resume from"):
         fit(tiny_config(epochs=1), data_dir=data, out_dir=copy, resume=True, progress=False)
-    res = roomtone("train", data, "--out", copy, "--epochs", "1", "--no-progress")
+    res = cli("train", data, "--out", copy, "--epochs", "1", "--no-progress")
     line = one_error_line(res)
     assert res.returncode == 2 and "--resume to continue it, --overwrite to replace it" in line
     assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
 
 
-def test_outputs_refuse_existing_files_without_overwrite(tone_run, tmp_path):
+def test_outputs_refuse_existing_files_without_overwrite(tone_run, tmp_path, cli):
     run, data = tone_run
     wav = next(data.glob("*_test_0.wav"))
     out = tmp_path / "preds.csv"
     out.write_text("keep me\n")
-    res = roomtone("predict", run, wav, "--out", out)
+    res = cli("predict", run, wav, "--out", out)
     assert res.returncode == 2 and "exists; pass --overwrite" in one_error_line(res)
     assert out.read_text() == "keep me\n"
-    res = roomtone("predict", run, wav, "--out", out, "--overwrite")
+    res = cli("predict", run, wav, "--out", out, "--overwrite")
     assert res.returncode == 0, res.stderr
     assert out.read_text().startswith("file,ok,error,window")
-    res = roomtone("evaluate", run, "--out", out)
+    res = cli("evaluate", run, "--out", out)
     assert res.returncode == 2 and "exists; pass --overwrite" in one_error_line(res)
-    res = roomtone("export", run, "--format", "torchscript", "--out", tmp_path)
+    res = cli("export", run, "--format", "torchscript", "--out", tmp_path)
     assert res.returncode == 2 and "is a folder; give a file name" in one_error_line(res)
     assert leftovers(tmp_path) == []
 
@@ -268,7 +289,7 @@ def test_prepare_overwrite_is_all_or_nothing(tmp_path, tiny_data):
 
 # ---- batch jobs go on past a bad file ----------------------------------------------------------------------
 
-def test_evaluate_scores_the_readable_files_and_lists_the_bad_one(tone_run, tmp_path):
+def test_evaluate_scores_the_readable_files_and_lists_the_bad_one(tone_run, tmp_path, cli):
     from roomtone.train import evaluate
 
     run, data = tone_run
@@ -281,16 +302,16 @@ def test_evaluate_scores_the_readable_files_and_lists_the_bad_one(tone_run, tmp_
     m = evaluate(run, data_dir=copy, split="test")
     assert m["n"] == 3 * 4 - 1 and [b["path"] for b in m["bad_files"]] == [str(bad)]
     assert 0.0 <= m["accuracy"] <= 1.0
-    res = roomtone("evaluate", run, "--data", copy, "--out", tmp_path / "m.json")
+    res = cli("evaluate", run, "--data", copy, "--out", tmp_path / "m.json")
     assert res.returncode == 0, res.stderr
     assert "unreadable, left out" in res.stdout and bad.name in res.stdout.replace("\n", "")
     assert json.loads((tmp_path / "m.json").read_text())["n"] == 11
 
 
-def test_predict_on_a_missing_path_exits_non_zero(tone_run, tmp_path):
+def test_predict_on_a_missing_path_exits_non_zero(tone_run, tmp_path, cli):
     run, data = tone_run
     wav = next(data.glob("*_test_0.wav"))
-    res = roomtone("predict", run, wav, tmp_path / "nowhere.wav")
+    res = cli("predict", run, wav, tmp_path / "nowhere.wav")
     assert res.returncode == 1
     assert one_error_line(res) == "error: 1 of 2 files could not be predicted (listed above)"
     assert "no such file" in res.stdout
@@ -342,13 +363,13 @@ def test_manifest_mistakes_are_warned_about(tmp_path, tiny_data):
 
 
 @pytest.mark.parametrize("case", ["run_json", "yaml_tag", "binary_csv", "model_kwargs", "file_as_dir"])
-def test_bad_input_is_one_error_line(case, tone_run, tmp_path):
+def test_bad_input_is_one_error_line(case, tone_run, tmp_path, cli):
     run, data = tone_run
     if case == "run_json":
         copy = tmp_path / "run"
         shutil.copytree(run, copy)
         (copy / "run.json").write_text('{"labels": ["a", ')
-        res = roomtone("evaluate", copy)
+        res = cli("evaluate", copy)
         expect = "damaged run.json"
     elif case == "yaml_tag":
         (tmp_path / "c.yaml").write_text("epochs: !!python/object/apply:os.system ['touch pwned']\n")
@@ -357,25 +378,46 @@ def test_bad_input_is_one_error_line(case, tone_run, tmp_path):
         assert not (tmp_path / "pwned").exists()
     elif case == "binary_csv":
         (tmp_path / "m.csv").write_bytes(b"path,label\n\xff\xfe\x00\x81\x00garbage\n")
-        res = roomtone("prepare", tmp_path / "m.csv", tmp_path / "p")
+        res = cli("prepare", tmp_path / "m.csv", tmp_path / "p")
         expect = "not a UTF-8 text CSV"
     elif case == "model_kwargs":
-        res = roomtone("train", data, "--out", tmp_path / "r", "--set", "model=vgg_tiny",
+        res = cli("train", data, "--out", tmp_path / "r", "--set", "model=vgg_tiny",
                        "--set", "model_kwargs.haed=autopool", "--epochs", "1", "--no-progress")
         expect = "has no argument 'haed'; its arguments are"
     else:
         (tmp_path / "afile").write_text("x")
-        res = roomtone("train", data, "--out", tmp_path / "afile", "--epochs", "1", "--no-progress")
+        res = cli("train", data, "--out", tmp_path / "afile", "--epochs", "1", "--no-progress")
         expect = "is a file; give a folder"
     line = one_error_line(res)
     assert res.returncode == 2 and expect in line, line
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    res = roomtone("evaluate", tmp_path / "nowhere", "--debug")
+def test_debug_shows_the_traceback(tmp_path, cli):
+    res = cli("evaluate", tmp_path / "nowhere", "--debug")
     assert res.returncode == 2 and "Traceback" in res.stderr and res.stderr.rstrip().splitlines()[-1].startswith("error:")
     with pytest.raises(CheckpointError):
         from roomtone.train.checkpoint import read_run_info
 
         (tmp_path / "run.json").write_text("[1, 2]")
         read_run_info(tmp_path)
+
+
+def test_an_unexpected_error_is_exit_4_and_an_os_error_exit_3(monkeypatch, capsys):
+    import typer
+
+    from roomtone.cli import main as cli_main
+
+    app = typer.Typer()
+
+    @app.command()
+    def boom(kind: str):
+        raise RuntimeError("x") if kind == "bug" else PermissionError(13, "Permission denied", "/root/x")
+
+    monkeypatch.setattr(cli_main, "build_app", lambda: app)
+    monkeypatch.delenv("ROOMTONE_DEBUG", raising=False)
+    for kind, code, start in (("bug", 4, "error: internal error RuntimeError: x (a bug: rerun with --debug"),
+                              ("perm", 3, "error: /root/x: cannot access: permission denied")):
+        with pytest.raises(SystemExit) as done:
+            cli_main.main([kind])
+        err = capsys.readouterr().err
+        assert done.value.code == code and err.startswith(start) and err.count("\n") == 1, err

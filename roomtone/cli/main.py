@@ -34,7 +34,9 @@ COMMAND_MODULES = (
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="roomtone",
-        help="Deep learning with audio that still works in a noisy, reverberant room.",
+        help="Deep learning with audio that still works in a noisy, reverberant room. On a failure every "
+             "command prints one 'error: ...' line (exit 2: bad flag or input, 3: file system, 4: a bug); "
+             "add --debug anywhere (or set ROOMTONE_DEBUG=1) for the traceback.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
