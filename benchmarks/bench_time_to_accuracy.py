@@ -96,9 +96,9 @@ def _step_table(threads: int) -> list[str]:
 
 def run(*, quick: bool, only: tuple[str, ...] = DATASETS) -> str:
     """The section; ``only``: a subset of :data:`DATASETS` (the section then says which ones did not run)."""
-    import torch
-
     import os
+
+    import torch
 
     threads = THREADS
     torch.set_num_threads(threads)

@@ -5,9 +5,9 @@
     logits = model(waveform)            # (batch, time) -> (batch, 10)
 """
 
+from roomtone.models.effnet import EffNet
 from roomtone.models.heads import HEADS, create_head
 from roomtone.models.receptive_field import ReceptiveField, check_receptive_field, design, receptive_field
-from roomtone.models.effnet import EffNet
 from roomtone.models.registry import create_model, is_model, list_models, register_model
 from roomtone.models.vgg import VGG
 
