@@ -74,7 +74,7 @@ def check_config(config: TrainConfig, *, world_size: int = 1) -> None:
     if name not in CATALOG:
         raise ParameterError(f"pretrained={name!r} is not a known backbone; allowed: {sorted(CATALOG)}")
     entry = CATALOG[name]
-    if config.model not in (TrainConfig.model, name, entry.model):
+    if config.model not in (TrainConfig.model, name):
         raise ParameterError(f"model={config.model!r} with pretrained={name!r}: the model is the backbone's; "
                              f"leave model unset or set it to {name!r}")
     if config.frontend != FrontendConfig():
@@ -230,13 +230,11 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
         model = _seeded(config, lambda: build_model(model_config)).to(device)
         transfer = None
     else:
-        from roomtone.models.pretrained import CATALOG, load_backbone
+        from roomtone.models.pretrained import CATALOG
 
         name, entry = config.pretrained, CATALOG[config.pretrained]
-        model_config = {"name": entry.model, "num_classes": len(labels), **(config.model_kwargs or {})}
-        model = _seeded(config, lambda: build_model(model_config))
-        load_backbone(name, model)
-        model.to(device)
+        model_config = {"name": name, "num_classes": len(labels), **(config.model_kwargs or {})}
+        model = _seeded(config, lambda: build_model({**model_config, "pretrained": True})).to(device)
         transfer = {"pretrained": name, "mode": config.mode, "sr": int(model.sr), "credit": entry.credit,
                     "licence": entry.licence,
                     "bandwidth_warning": check_bandwidth(model, splits["train"], meta, name=name)}
