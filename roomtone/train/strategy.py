@@ -26,7 +26,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -56,7 +56,6 @@ class Plan:
     saved_state: Callable[[], dict]  # the full model's state dict, as best.pt/last.pt store it
     start_epoch: Callable[[int], None]
     transfer: dict | None = None
-    extra_state: dict = field(default_factory=dict)
 
 
 def check_config(config: TrainConfig, *, world_size: int = 1) -> None:
@@ -281,7 +280,7 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
                     param_groups=decay_groups(list(head.named_parameters()), lr=config.lr,
                                               weight_decay=config.weight_decay),
                     step=lambda net, x, spec_fn: net(x), saved_state=saved_state, start_epoch=start_probe_epoch,
-                    transfer=transfer, extra_state={"embedding_mean": mean, "embedding_std": std})
+                    transfer=transfer)
 
     train_ds, valid_ds, balanced_rows = train_valid_datasets(config, splits, labels=labels, sr=sr, clip_seconds=clip)
     if head is None:
