@@ -68,6 +68,7 @@ def _transfer(data: Path, out: Path, *, name: str, mode: str, epochs: int) -> di
 
     if mode == "probe":
         cfg = TrainConfig(pretrained=name, mode="probe", epochs=epochs, lr=3e-3, weight_decay=1e-2, patience=10,
+                          batch_size=16,
                           label_smoothing=0.0).replace(**PROBE_OVERRIDES)
     else:
         cfg = TrainConfig(pretrained=name, mode="finetune", epochs=epochs, lr=1e-3, backbone_lr_scale=0.1,

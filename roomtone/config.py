@@ -114,7 +114,7 @@ class TrainConfig:
     cache_audio: bool = True            # keep decoded clips in memory after the first epoch
     checkpoint_every: int = 50          # steps between step-level checkpoints (last.pt); 0 = epoch ends only
     max_steps: int | None = None        # stop after this many optimizer steps (smoke runs)
-    # transfer learning (helper E's roomtone.train.transfer.fit_transfer takes over when pretrained is set)
+    # transfer learning: strategies of the one fit loop (roomtone.train.strategy); pretrained = catalogue name
     pretrained: str | None = None
     mode: str = "probe"                 # "probe" | "finetune"
     backbone_lr_scale: float = 0.1

@@ -1,15 +1,15 @@
 """The HEAR API (Holistic Evaluation of Audio Representations) over roomtone models.
 
     from roomtone import hear
-    model = hear.load_model("aisfx")           # a pre-trained name, or a RUN_DIR from `roomtone train`
+    model = hear.load_model("speech-embedding")   # a pre-trained name, or a RUN_DIR from `roomtone train`
     emb, ts = hear.get_timestamp_embeddings(audio, model)   # audio (n_sounds, n_samples) at model.sample_rate
     scene = hear.get_scene_embeddings(audio, model)         # (n_sounds, scene_embedding_size)
 
-``emb`` is ``(n_sounds, n_timestamps, timestamp_embedding_size)`` and ``ts`` ``(n_sounds, n_timestamps)``
-holds the centre of each embedding's window in **milliseconds**. Models with frame embeddings
-(``forward_frames``: PANNs, aiSFX) use them; other models (a trained VGG) are run on sliding windows
-of ``window_seconds`` every ``hop_seconds``. Scene embeddings are the model's clip embedding
-(``forward_features``, pooled over time when it is a map).
+Both go through the model contract only: an embedding is ``forward_head(forward_features(x),
+pre_logits=True)``. The scene embedding is that of the whole sound; the timestamp embeddings are those
+of windows of ``window_seconds`` centred every ``hop_seconds`` (default 50 ms, HEAR's suggested maximum),
+the sound zero padded by half a window on both sides. ``ts`` ``(n_sounds, n_timestamps)`` holds the
+window centres in **milliseconds**: 0, hop, 2 hop, ... up to the sound's end.
 """
 
 from __future__ import annotations
@@ -23,50 +23,53 @@ from torch import nn
 from roomtone.errors import ParameterError
 
 DEFAULT_MODEL = "aisfx"
+HOP_SECONDS = 0.05
+WINDOW_SECONDS = 1.0
 
 
 class HearModel(nn.Module):
-    """A roomtone model with the HEAR attributes ``sample_rate``, ``scene_embedding_size``, ``timestamp_embedding_size``."""
+    """A roomtone model with the HEAR attributes ``sample_rate``, ``scene_embedding_size``, ``timestamp_embedding_size``.
 
-    def __init__(self, model: nn.Module, *, window_seconds: float = 1.0, hop_seconds: float = 0.25, name: str = ""):
+    ``window_seconds`` / ``hop_seconds``: length and spacing of the windows behind the timestamp embeddings.
+    """
+
+    def __init__(self, model: nn.Module, *, window_seconds: float = WINDOW_SECONDS, hop_seconds: float = HOP_SECONDS,
+                 name: str = ""):
         super().__init__()
-        if not (window_seconds > 0 and hop_seconds > 0):
+        if not (isinstance(window_seconds, (int, float)) and isinstance(hop_seconds, (int, float))
+                and window_seconds > 0 and hop_seconds > 0):
             raise ParameterError(f"window_seconds={window_seconds!r} and hop_seconds={hop_seconds!r} must be > 0")
         self.model = model.eval()
         self.name = name
         self.sample_rate = int(model.sr)
         self.window_seconds, self.hop_seconds = float(window_seconds), float(hop_seconds)
         with torch.no_grad():
-            probe = torch.zeros(1, self.sample_rate)
-            self.scene_embedding_size = int(_scene(model, probe).shape[-1])
-            self.timestamp_embedding_size = (int(model.forward_frames(probe).shape[-1])
-                                             if hasattr(model, "forward_frames") else self.scene_embedding_size)
+            self.scene_embedding_size = int(_embed(model, torch.zeros(1, self.sample_rate)).shape[-1])
+        self.timestamp_embedding_size = self.scene_embedding_size
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return _scene(self.model, audio)
+        return _embed(self.model, audio)
 
 
-def _scene(model: nn.Module, audio: torch.Tensor) -> torch.Tensor:
-    feats = model.forward_features(audio)
-    while feats.dim() > 2:  # a feature map (batch, C, freq', frames'): average the map
-        feats = feats.mean(dim=-1)
-    return feats
+def _embed(model: nn.Module, audio: torch.Tensor) -> torch.Tensor:
+    """``(batch, time) -> (batch, D)``: the contract's pooled embedding."""
+    return model.forward_head(model.forward_features(audio), pre_logits=True)
 
 
 def load_model(model_file_path: str | os.PathLike = "", **kwargs) -> HearModel:
-    """HEAR ``load_model``: a pre-trained name (``aisfx``, ``panns-cnn14``, ... fetched to the cache), or a
-    RUN_DIR written by ``roomtone train``. ``""`` loads ``aisfx``. Keyword arguments go to :class:`HearModel`
+    """HEAR ``load_model``: a pre-trained name (``speech-embedding``, ``aisfx``, ``panns-cnn14``, ... fetched
+    to the cache), or a RUN_DIR written by ``roomtone train``. ``""`` loads ``aisfx``. Keyword arguments go to :class:`HearModel`
     (``window_seconds``, ``hop_seconds``) except ``cache_dir``, which goes to the fetch.
     """
     cache_dir = kwargs.pop("cache_dir", None)
     target = str(model_file_path) or DEFAULT_MODEL
-    from roomtone.models.pretrained import CATALOG, create_pretrained
+    from roomtone.models import create_model
+    from roomtone.models.pretrained import CATALOG
 
     if target in CATALOG:
-        entry = CATALOG[target]
-        # keep the AudioSet classifier for PANNs (harmless for embeddings); a 1-class head otherwise
-        n = 527 if entry.model.startswith("cnn") else 1
-        model = create_pretrained(target, num_classes=n, cache_dir=cache_dir)
+        # PANNs keep their AudioSet classifier (harmless for embeddings); the others get a 1-class head
+        n = 527 if target.startswith("panns-") else 1
+        model = create_model(target, num_classes=n, pretrained=True, cache_dir=cache_dir)
         return HearModel(model, name=target, **kwargs)
     path = Path(target)
     if path.is_dir():
@@ -94,26 +97,21 @@ def _device(model: HearModel) -> torch.device:
 
 @torch.no_grad()
 def get_timestamp_embeddings(audio, model: HearModel, *, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(embeddings (n_sounds, n_timestamps, D), timestamps (n_sounds, n_timestamps) in ms)``."""
+    """``(embeddings (n_sounds, n_timestamps, D), timestamps (n_sounds, n_timestamps) in ms)``; one window
+    centred every ``model.hop_seconds`` from 0 to the end of the sound."""
     audio = _check_audio(audio, model)
     dev = _device(model)
-    net = model.model
+    sr = model.sample_rate
     n, n_samples = audio.shape
-    if hasattr(net, "forward_frames"):
-        outs = [net.forward_frames(audio[i:i + batch_size].to(dev)).float().cpu() for i in range(0, n, batch_size)]
-        emb = torch.cat(outs) if outs else torch.zeros(0, 0, model.timestamp_embedding_size)
-        times = net.frame_times(emb.shape[1]).to(torch.float32) * 1000.0
-    else:
-        sr = model.sample_rate
-        win, hop = max(1, round(model.window_seconds * sr)), max(1, round(model.hop_seconds * sr))
-        n_win = 1 + max(0, -(-(n_samples - win) // hop))
-        padded = torch.nn.functional.pad(audio, (0, max(0, (n_win - 1) * hop + win - n_samples)))
-        windows = padded.unfold(1, win, hop)  # (n, n_win, win)
-        flat = windows.reshape(-1, win)
-        outs = [_scene(net, flat[i:i + batch_size].to(dev)).float().cpu() for i in range(0, flat.shape[0], batch_size)]
-        emb = torch.cat(outs).reshape(n, n_win, -1)
-        times = (torch.arange(n_win, dtype=torch.float32) * hop + win / 2) / sr * 1000.0
-    return emb, times.unsqueeze(0).expand(n, -1).contiguous()
+    win, hop = max(1, round(model.window_seconds * sr)), max(1, round(model.hop_seconds * sr))
+    n_win = 1 + (n_samples - 1) // hop if n_samples else 1
+    left = win // 2
+    padded = torch.nn.functional.pad(audio, (left, max(0, (n_win - 1) * hop + win - left - n_samples)))
+    flat = padded.unfold(1, win, hop)[:, :n_win].reshape(-1, win)  # (n * n_win, win)
+    outs = [_embed(model.model, flat[i:i + batch_size].to(dev)).float().cpu() for i in range(0, flat.shape[0], batch_size)]
+    emb = torch.cat(outs).reshape(n, n_win, -1) if outs else torch.zeros(n, n_win, model.timestamp_embedding_size)
+    times = (torch.arange(n_win, dtype=torch.float64) * hop + (win / 2 - left)) / sr * 1000.0
+    return emb, times.to(torch.float32).unsqueeze(0).expand(n, -1).contiguous()
 
 
 @torch.no_grad()
@@ -121,7 +119,7 @@ def get_scene_embeddings(audio, model: HearModel, *, batch_size: int = 16) -> to
     """``(n_sounds, scene_embedding_size)``: the model's clip embedding of each sound."""
     audio = _check_audio(audio, model)
     dev = _device(model)
-    outs = [_scene(model.model, audio[i:i + batch_size].to(dev)).float().cpu() for i in range(0, audio.shape[0], batch_size)]
+    outs = [_embed(model.model, audio[i:i + batch_size].to(dev)).float().cpu() for i in range(0, audio.shape[0], batch_size)]
     return torch.cat(outs) if outs else torch.zeros(0, model.scene_embedding_size)
 
 

@@ -50,7 +50,7 @@ def test_embeddings_match_package_network(fsdd_dir):
     for y in clips:
         with torch.no_grad():
             feats = model.frontend(y[None])  # (1, frames, 96): the same input features for both networks
-            ours = model.forward_features(y[None])
+            ours = model.forward_head(model.forward_features(y[None]), pre_logits=True)
             theirs = ref(feats)
         assert ours.shape == theirs.shape == (1, 512)
         torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
@@ -82,3 +82,4 @@ def test_shapes_and_registry():
     # peak normalization: the embedding does not depend on the input level
     with torch.no_grad():
         torch.testing.assert_close(m.forward_features(x), m.forward_features(0.01 * x), atol=1e-4, rtol=1e-4)
+        assert m.forward_features(x).shape == (2, 512, 43 // 8)  # the unpooled map, time last

@@ -22,16 +22,20 @@ def test_attributes_and_shapes(aisfx_hear):
     assert m.sample_rate == 44100 and m.scene_embedding_size == 512 and m.timestamp_embedding_size == 512
     audio = torch.randn(3, 2 * 44100) * 0.1
     emb, ts = hear.get_timestamp_embeddings(audio, m)
-    n_frames = (1 + 2 * 44100 // 1024) // 8
-    assert emb.shape == (3, n_frames, 512) and ts.shape == (3, n_frames)
-    # centre of pooled frame i: ((i + 0.5) * 8 - 0.5) hops of 1024 samples, in ms
-    expected = ((np.arange(n_frames) + 0.5) * 8 - 0.5) * 1024 / 44100 * 1000
-    np.testing.assert_allclose(ts[0].numpy(), expected, rtol=1e-5)
-    assert torch.equal(ts[0], ts[2]) and ts.max() < 2000
+    assert m.hop_seconds <= 0.05  # HEAR's suggested maximum by default
+    assert emb.shape == (3, 40, 512) and ts.shape == (3, 40)  # a window centred every 50 ms over 2 s
+    np.testing.assert_allclose(ts[0].numpy(), 50.0 * np.arange(40), atol=0.02)
+    assert torch.equal(ts[0], ts[2])
     scene = hear.get_scene_embeddings(audio, m)
     assert scene.shape == (3, 512)
-    # the scene embedding is the max over the frame maps (aiSFX pooling)
-    torch.testing.assert_close(scene, emb.amax(dim=1), atol=1e-5, rtol=1e-5)
+    # both are the contract's pooled embedding: the scene of a sound, the timestamp of its windows
+    net = m.model
+    with torch.no_grad():
+        torch.testing.assert_close(scene, net.forward_head(net.forward_features(audio), pre_logits=True))
+        k = 20  # window centred at 1.0 s: samples 0.5 s .. 1.5 s
+        win = audio[:, k * 2205 - 22050:k * 2205 + 22050]
+        torch.testing.assert_close(emb[:, k], net.forward_head(net.forward_features(win), pre_logits=True),
+                                   atol=1e-5, rtol=1e-5)
 
 
 def test_batching_does_not_change_results(aisfx_hear):
@@ -43,14 +47,16 @@ def test_batching_does_not_change_results(aisfx_hear):
 
 def test_panns_and_sliding_window_models():
     torch.manual_seed(0)
-    p = hear.HearModel(create_model("cnn6", num_classes=527))
+    p = hear.HearModel(create_model("panns-cnn6", num_classes=527))
     emb, ts = hear.get_timestamp_embeddings(torch.randn(2, 32000), p)
-    assert emb.shape[0] == 2 and emb.shape[2] == 512 and ts.shape == emb.shape[:2]
-    assert abs(float(ts[0, 1] - ts[0, 0]) - 16 * 320 / 32000 * 1000) < 1e-3  # 16 STFT hops per row
+    assert emb.shape == (2, 20, 512) and ts.shape == emb.shape[:2]
+    p10 = hear.HearModel(p.model, hop_seconds=0.01, window_seconds=0.5)  # configurable
+    emb, ts = hear.get_timestamp_embeddings(torch.randn(2, 32000), p10)
+    assert emb.shape == (2, 100, 512) and abs(float(ts[0, 1] - ts[0, 0]) - 10.0) < 1e-3
     v = hear.HearModel(create_model("vgg", num_classes=3), window_seconds=0.5, hop_seconds=0.25)
     emb, ts = hear.get_timestamp_embeddings(torch.randn(2, v.sample_rate * 2), v)
-    assert emb.shape == (2, 7, v.timestamp_embedding_size)  # windows at 0, .25, ..., 1.5 s
-    np.testing.assert_allclose(ts[0].numpy(), 250 + 250 * np.arange(7), rtol=1e-6)
+    assert emb.shape == (2, 8, v.timestamp_embedding_size)  # windows centred at 0, .25, ..., 1.75 s
+    np.testing.assert_allclose(ts[0].numpy(), 250 * np.arange(8), atol=1e-3)
     assert hear.get_scene_embeddings(torch.randn(2, 8000), v).shape == (2, v.scene_embedding_size)
 
 

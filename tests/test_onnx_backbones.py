@@ -50,7 +50,7 @@ def _export(model: torch.nn.Module, path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cnn6", "aisfx"])
+@pytest.mark.parametrize("name", ["panns-cnn6", "aisfx", "speech-embedding"])
 def test_backbone_exports_with_dynamic_batch_and_time(tmp_path, name):
     model = _calibrated(name)
     path = tmp_path / f"{name}.onnx"

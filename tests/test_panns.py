@@ -117,7 +117,7 @@ def test_unsafe_or_missing_file(tmp_path):
 
 
 def test_registry_and_errors():
-    m = create_model("cnn10", num_classes=4)
+    m = create_model("panns-cnn10", num_classes=4)
     assert m.sr == 32000 and m.frontend.n_mels == 64
     m.eval()
     x = torch.randn(3, 8000)  # shorter than the pooling needs: padded
@@ -125,11 +125,12 @@ def test_registry_and_errors():
         assert m(x).shape == (3, 4)
         assert m.forward_frames(x).shape[::2] == (3, 512)
     m.reset_classifier(2)
-    assert m.forward_head(torch.zeros(1, 512)).shape == (1, 2)
+    assert m.forward_head(torch.zeros(1, 512, 3)).shape == (1, 2)
+    assert m.forward_head(torch.zeros(1, 512, 3), pre_logits=True).shape == (1, 512)
     with pytest.raises(ParameterError, match="arch='cnn99'"):
         PANNs(arch="cnn99")
     with pytest.raises(ParameterError, match="in_chans=2"):
-        create_model("cnn6", num_classes=3, in_chans=2)
+        create_model("panns-cnn6", num_classes=3, in_chans=2)
 
 
 def test_frontend_matches_published_recipe():

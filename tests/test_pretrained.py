@@ -111,7 +111,9 @@ def test_fetch_aisfx_from_pypi_and_load(tmp_path):
     except DownloadError as exc:
         pytest.skip(f"PyPI not reachable: {exc}")
     assert path.suffix == ".safetensors"
-    model = P.create_pretrained("aisfx", num_classes=3, cache_dir=tmp_path, download=False).eval()
+    from roomtone.models import create_model
+
+    model = create_model("aisfx", num_classes=3, pretrained=True, cache_dir=tmp_path).eval()
     from safetensors.torch import load_file
 
     state = load_file(str(path))

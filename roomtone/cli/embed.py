@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("embed")
     def embed_cmd(
-        model: str = typer.Argument(..., help="A run directory from `roomtone train`, or a pre-trained name (aisfx, panns-cnn14, ...)."),
+        model: str = typer.Argument(..., help="A run directory from `roomtone train`, or a pre-trained name (speech-embedding, aisfx, panns-cnn14, ...)."),
         files: list[Path] = typer.Argument(..., help="Audio files (any rate: resampled to the model's rate)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output .npy: (n_files, D) float32; rows of unreadable files are NaN."),
         timestamps: bool = typer.Option(False, help="Also write OUT.timestamps.npz with frame embeddings and times (ms) per file."),

@@ -9,8 +9,8 @@ from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Pre-trained backbones (PANNs CNN6/10/14, aiSFX): list them, fetch them for offline use.",
-                      no_args_is_help=True, rich_markup_mode=None)
+    sub = typer.Typer(help="Pre-trained backbones (speech-embedding, aiSFX, PANNs CNN6/10/14): list them, fetch them for "
+                           "offline use.", no_args_is_help=True, rich_markup_mode=None)
 
     @sub.command("list")
     def list_cmd(cache_dir: Path = typer.Option(None, help="Cache folder (default $ROOMTONE_CACHE or ~/.cache/roomtone).")):
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
 
     @sub.command("fetch")
-    def fetch_cmd(name: str = typer.Argument(..., help="Backbone name: aisfx, panns-cnn6, panns-cnn10, panns-cnn14."),
+    def fetch_cmd(name: str = typer.Argument(..., help="Backbone name: speech-embedding, aisfx, panns-cnn6, panns-cnn10, panns-cnn14."),
                   cache_dir: Path = typer.Option(None, help="Cache folder (default $ROOMTONE_CACHE or ~/.cache/roomtone)."),
                   force: bool = typer.Option(False, help="Fetch again even when cached.")):
         """Download (or unpack) a backbone into the cache and verify its hash; offline, say where to put the file."""

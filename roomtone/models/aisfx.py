@@ -124,8 +124,8 @@ class Aisfx(nn.Module):
         return x
 
     def forward_features(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
-        """``(batch, time)`` at 44.1 kHz -> embedding ``(batch, 512)``."""
-        return self.backbone(self.features(waveform, spec_transform))
+        """``(batch, time)`` at 44.1 kHz -> unpooled map ``(batch, 512, frames // 8)`` (mean over the mel axis)."""
+        return self.backbone.frames(self.features(waveform, spec_transform)).transpose(1, 2)
 
     def forward_frames(self, waveform: torch.Tensor) -> torch.Tensor:
         """``(batch, time)`` -> frame embeddings ``(batch, frames // 8, 512)``."""
@@ -137,9 +137,11 @@ class Aisfx(nn.Module):
         i = torch.arange(n_frames, dtype=torch.float64)
         return ((i + 0.5) * pooled - 0.5) * HOP_LENGTH / SR
 
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Embedding ``(batch, 512)`` -> logits; ``pre_logits=True`` returns the embedding."""
-        return features if pre_logits else self.head(features)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Map ``(batch, 512, frames')`` -> logits; ``pre_logits=True`` returns the embedding ``(batch, 512)``
+        (max over time, the package's pooling)."""
+        x = x.amax(dim=-1)
+        return x if pre_logits else self.head(x)
 
     def forward(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(waveform, spec_transform))
@@ -163,13 +165,8 @@ class Aisfx(nn.Module):
 
 
 @register_model
-def aisfx(*, num_classes: int = 10, in_chans: int = 1, pretrained: bool = False, cache_dir=None, **kw) -> Aisfx:
-    """Factory: the aiSFX network with a ``num_classes`` head; ``pretrained=True`` loads the cached backbone."""
+def aisfx(*, num_classes: int = 10, in_chans: int = 1, **kw) -> Aisfx:
+    """Factory: the aiSFX network with a ``num_classes`` head (weights: ``create_model("aisfx", pretrained=True)``)."""
     if in_chans != 1:
         raise ParameterError(f"in_chans={in_chans!r}: the aiSFX backbone takes mono input (in_chans=1)")
-    model = Aisfx(num_classes=num_classes, **kw)
-    if pretrained:
-        from roomtone.models.pretrained import load_backbone
-
-        load_backbone("aisfx", model, cache_dir=cache_dir)
-    return model
+    return Aisfx(num_classes=num_classes, **kw)

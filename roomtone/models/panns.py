@@ -138,9 +138,10 @@ class PANNs(nn.Module):
     """A PANNs CNN (``arch`` in ``cnn6``, ``cnn10``, ``cnn14``) with its front end built in.
 
     ``forward(waveform (batch, time) at 32 kHz) -> logits (batch, num_classes)``.
-    ``forward_features`` gives the clip embedding ``(batch, embedding_size)`` (ReLU of ``fc1``),
-    ``forward_frames`` the frame embeddings ``(batch, frames, embedding_size)``, one every
-    ``frame_hop_seconds``.
+    ``forward_features`` gives the unpooled map ``(batch, channels, frames')`` (mel axis averaged);
+    ``forward_head(map, pre_logits=True)`` the clip embedding ``(batch, embedding_size)`` (ReLU of ``fc1``
+    over max + mean in time); ``forward_frames`` the frame embeddings ``(batch, frames', embedding_size)``,
+    one every ``frame_hop_seconds``.
     """
 
     sr = SR
@@ -206,23 +207,17 @@ class PANNs(nn.Module):
             x = spec_transform(x.unsqueeze(1)).squeeze(1)
         return x.transpose(1, 2).unsqueeze(1)  # (batch, 1, frames, mels)
 
-    def _trunk(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
+    def forward_features(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
+        """``(batch, time)`` at 32 kHz -> unpooled map ``(batch, channels, frames')`` (mean over the mel axis)."""
         x = self.logmel(waveform, spec_transform)
         for i, pool in enumerate(self.pools, start=1):
             x = getattr(self, f"conv_block{i}")(x, pool)
             x = F.dropout(x, p=0.2, training=self.training and self.dropout)
         return x.mean(dim=3)  # (batch, channels, frames')
 
-    def forward_features(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
-        """``(batch, time)`` at 32 kHz -> clip embedding ``(batch, embedding_size)``."""
-        x = self._trunk(waveform, spec_transform)
-        x = x.amax(dim=2) + x.mean(dim=2)
-        x = F.dropout(x, p=0.5, training=self.training and self.dropout)
-        return F.relu(self.fc1(x))
-
     def forward_frames(self, waveform: torch.Tensor) -> torch.Tensor:
         """``(batch, time)`` -> frame embeddings ``(batch, frames', embedding_size)`` (PANNs' smoothing: max+avg over 3 frames)."""
-        x = self._trunk(waveform)
+        x = self.forward_features(waveform)
         x = F.max_pool1d(x, 3, stride=1, padding=1) + F.avg_pool1d(x, 3, stride=1, padding=1)
         return F.relu(self.fc1(x.transpose(1, 2)))
 
@@ -232,12 +227,15 @@ class PANNs(nn.Module):
         i = torch.arange(n_frames, dtype=torch.float64)
         return ((i + 0.5) * pooled - 0.5) * HOP_LENGTH / SR
 
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Embedding ``(batch, embedding_size)`` -> logits ``(batch, num_classes)``; ``pre_logits=True``
-        returns the embedding."""
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Map ``(batch, channels, frames')`` -> logits ``(batch, num_classes)``; ``pre_logits=True`` returns
+        the clip embedding ``(batch, embedding_size)``."""
+        x = x.amax(dim=2) + x.mean(dim=2)
+        x = F.dropout(x, p=0.5, training=self.training and self.dropout)
+        x = F.relu(self.fc1(x))
         if pre_logits:
-            return features
-        return self.fc_audioset(F.dropout(features, p=0.5, training=self.training and self.dropout))
+            return x
+        return self.fc_audioset(F.dropout(x, p=0.5, training=self.training and self.dropout))
 
     def forward(self, waveform: torch.Tensor, spec_transform=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(waveform, spec_transform))
@@ -336,21 +334,21 @@ def _check_in_chans(in_chans: int) -> None:
         raise ParameterError(f"in_chans={in_chans!r}: pre-trained audio backbones take mono input (in_chans=1)")
 
 
-@register_model
+@register_model(name="panns-cnn6")
 def cnn6(*, num_classes: int = AUDIOSET_CLASSES, in_chans: int = 1, **kw) -> PANNs:
     """PANNs CNN6 (4 blocks of one 5x5 conv, 512-d embedding), 32 kHz input."""
     _check_in_chans(in_chans)
     return PANNs(arch="cnn6", num_classes=num_classes, **kw)
 
 
-@register_model
+@register_model(name="panns-cnn10")
 def cnn10(*, num_classes: int = AUDIOSET_CLASSES, in_chans: int = 1, **kw) -> PANNs:
     """PANNs CNN10 (4 blocks of two 3x3 convs, 512-d embedding), 32 kHz input."""
     _check_in_chans(in_chans)
     return PANNs(arch="cnn10", num_classes=num_classes, **kw)
 
 
-@register_model
+@register_model(name="panns-cnn14")
 def cnn14(*, num_classes: int = AUDIOSET_CLASSES, in_chans: int = 1, **kw) -> PANNs:
     """PANNs CNN14 (6 blocks of two 3x3 convs, 2048-d embedding), 32 kHz input."""
     _check_in_chans(in_chans)

@@ -47,7 +47,7 @@ class Backbone:
     """One entry of the catalogue (see :func:`list_pretrained`)."""
 
     name: str
-    model: str  # registry model name
+    model: str  # registry model name (equal to ``name``)
     sr: int
     embedding_size: int
     filename: str  # file stored in ``<cache>/<name>/``
@@ -62,17 +62,17 @@ class Backbone:
 _PANNS_CREDIT = "Kong, Cao, Iqbal, Wang, Wang, Plumbley: PANNs (IEEE/ACM TASLP 2020), zenodo.org/record/3987831"
 CATALOG: dict[str, Backbone] = {
     "panns-cnn6": Backbone(
-        "panns-cnn6", "cnn6", 32000, 512, "Cnn6_mAP=0.343.pth",
+        "panns-cnn6", "panns-cnn6", 32000, 512, "Cnn6_mAP=0.343.pth",
         "https://zenodo.org/record/3987831/files/Cnn6_mAP%3D0.343.pth?download=1",
         "md5", "e25e26b84585b14c7754c91e48efc9be", "MIT", _PANNS_CREDIT, "general audio",
     ),
     "panns-cnn10": Backbone(
-        "panns-cnn10", "cnn10", 32000, 512, "Cnn10_mAP=0.380.pth",
+        "panns-cnn10", "panns-cnn10", 32000, 512, "Cnn10_mAP=0.380.pth",
         "https://zenodo.org/record/3987831/files/Cnn10_mAP%3D0.380.pth?download=1",
         "md5", "bfb1f1f9968938fa8ef4012b8471f5f6", "MIT", _PANNS_CREDIT, "general audio",
     ),
     "panns-cnn14": Backbone(
-        "panns-cnn14", "cnn14", 32000, 2048, "Cnn14_mAP=0.431.pth",
+        "panns-cnn14", "panns-cnn14", 32000, 2048, "Cnn14_mAP=0.431.pth",
         "https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth?download=1",
         "md5", "541141fa2ee191a88f24a3219fff024e", "MIT", _PANNS_CREDIT, "general audio",
     ),
@@ -294,7 +294,8 @@ def list_pretrained(*, cache_dir: str | os.PathLike | None = None) -> list[dict]
 
 
 def load_backbone(name: str, model, *, cache_dir: str | os.PathLike | None = None, download: bool = True):
-    """Load the pre-trained backbone ``name`` into ``model`` (built with the matching architecture).
+    """Load the pre-trained backbone ``name`` into ``model`` (built with the matching architecture); the
+    one door for users is ``create_model(name, pretrained=True, num_classes=...)``, which calls this.
 
     The classifier keeps its (fresh) weights unless it matches the checkpoint's (PANNs, 527 classes).
     ``download=False`` only uses the cache (raises :class:`DownloadError` when absent).
@@ -324,21 +325,3 @@ def load_backbone(name: str, model, *, cache_dir: str | os.PathLike | None = Non
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     load_panns_state_dict(model, state, classifier=model.num_classes == AUDIOSET_CLASSES)
     return model
-
-
-def create_pretrained(name: str, *, num_classes: int, cache_dir: str | os.PathLike | None = None, download: bool = True):
-    """A registry model for backbone ``name`` with its pre-trained weights and a fresh ``num_classes`` head."""
-    entry = _entry(name)
-    if entry.model == "aisfx":
-        from roomtone.models.aisfx import Aisfx
-
-        model = Aisfx(num_classes=num_classes)
-    elif entry.model == "speech-embedding":
-        from roomtone.models.speech_embedding import SpeechEmbedding
-
-        model = SpeechEmbedding(num_classes=num_classes)
-    else:
-        from roomtone.models.panns import PANNs
-
-        model = PANNs(arch=entry.model, num_classes=num_classes)
-    return load_backbone(name, model, cache_dir=cache_dir, download=download)

@@ -193,15 +193,9 @@ class SpeechEmbedding(nn.Module):
 
 
 @register_model(name="speech-embedding")
-def speech_embedding(*, num_classes: int = 10, in_chans: int = 1, pretrained: bool = False, cache_dir=None,
-                     **kw) -> SpeechEmbedding:
-    """Factory: Google's speech-embedding network with a ``num_classes`` head; ``pretrained=True`` loads
-    the cached weights (``roomtone pretrained fetch speech-embedding``)."""
+def speech_embedding(*, num_classes: int = 10, in_chans: int = 1, **kw) -> SpeechEmbedding:
+    """Factory: Google's speech-embedding network with a ``num_classes`` head (weights:
+    ``create_model("speech-embedding", pretrained=True)`` after ``roomtone pretrained fetch speech-embedding``)."""
     if in_chans != 1:
         raise ParameterError(f"in_chans={in_chans!r}: the speech-embedding network takes mono input (in_chans=1)")
-    model = SpeechEmbedding(num_classes=num_classes, **kw)
-    if pretrained:
-        from roomtone.models.pretrained import load_backbone
-
-        load_backbone("speech-embedding", model, cache_dir=cache_dir)
-    return model
+    return SpeechEmbedding(num_classes=num_classes, **kw)

@@ -172,6 +172,10 @@ class VGG(nn.Module):
     def forward(self, x: torch.Tensor, spec_transform: Callable | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(x, spec_transform=spec_transform))
 
+    def get_classifier(self) -> nn.Module:
+        """The pooling head whose classifier :meth:`reset_classifier` replaces."""
+        return self.head
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` (0 = no classifier, features out)."""
         self.head.reset(num_classes)

@@ -25,7 +25,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -56,7 +56,6 @@ class Plan:
     saved_state: Callable[[], dict]  # the full model's state dict, as best.pt/last.pt store it
     start_epoch: Callable[[int], None]
     transfer: dict | None = None
-    extra_state: dict = field(default_factory=dict)
     on_audio: bool = True  # batches are waveforms (False for the probe: cached embeddings, no compute meter)
 
 
@@ -75,7 +74,7 @@ def check_config(config: TrainConfig, *, world_size: int = 1) -> None:
     if name not in CATALOG:
         raise ParameterError(f"pretrained={name!r} is not a known backbone; allowed: {sorted(CATALOG)}")
     entry = CATALOG[name]
-    if config.model not in (TrainConfig.model, name, entry.model):
+    if config.model not in (TrainConfig.model, name):
         raise ParameterError(f"model={config.model!r} with pretrained={name!r}: the model is the backbone's; "
                              f"leave model unset or set it to {name!r}")
     if config.frontend != FrontendConfig():
@@ -230,13 +229,11 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
         model = _seeded(config, lambda: build_model(model_config)).to(device)
         transfer = None
     else:
-        from roomtone.models.pretrained import CATALOG, load_backbone
+        from roomtone.models.pretrained import CATALOG
 
         name, entry = config.pretrained, CATALOG[config.pretrained]
-        model_config = {"name": entry.model, "num_classes": len(labels), **(config.model_kwargs or {})}
-        model = _seeded(config, lambda: build_model(model_config))
-        load_backbone(name, model)
-        model.to(device)
+        model_config = {"name": name, "num_classes": len(labels), **(config.model_kwargs or {})}
+        model = _seeded(config, lambda: build_model({**model_config, "pretrained": True})).to(device)
         transfer = {"pretrained": name, "mode": config.mode, "sr": int(model.sr), "credit": entry.credit,
                     "licence": entry.licence,
                     "bandwidth_warning": check_bandwidth(model, splits["train"], meta, name=name)}
@@ -283,7 +280,7 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
                     param_groups=decay_groups(list(head.named_parameters()), lr=config.lr,
                                               weight_decay=config.weight_decay),
                     step=lambda net, x, spec_fn: net(x), saved_state=saved_state, start_epoch=start_probe_epoch,
-                    transfer=transfer, extra_state={"embedding_mean": mean, "embedding_std": std})
+                    transfer=transfer)
 
     train_ds, valid_ds, balanced_rows = train_valid_datasets(config, splits, labels=labels, sr=sr, clip_seconds=clip)
     if head is None:
