@@ -17,20 +17,15 @@ def print_recipe(rec: Recipe, *, console=None) -> None:
     """Print the recipe table and the train line it stands for (user text printed literally, no markup)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     con = console or Console()
     t = Table(title="recipe (measured on the data)", show_lines=False)
     for col in COLUMNS:
         t.add_column(col, overflow="fold")
     for row in rec.table():
-        t.add_row(*(_literal(c) for c in _cells(row)))
+        t.add_row(*(Text(c) for c in _cells(row)))
     con.print(t)
-
-
-def _literal(text: str):
-    from rich.text import Text
-
-    return Text(text)
 
 
 def recipe_html(rec: Recipe | dict, *, out: str = "RUN") -> str:

@@ -189,13 +189,13 @@ def steps_for(n_train: int) -> int:
 
 
 def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, seed: int = 0, domain: str | None = None,
-           measurements: dict | None = None, time_steps: bool = True, progress: bool = False) -> Recipe:
+           measurements: dict | None = None, progress: bool = False) -> Recipe:
     """The training recipe of a prepared folder (see the module docstring for the rules).
 
     Args:
         budget_s: training time budget in seconds. None (default): the step count depends on the data only, so
             the same data gives the same recipe on any machine; else it is also capped from a few timed steps of
-            the chosen model on this machine (``time_steps=False`` skips the timing).
+            the chosen model on this machine.
         domain: ``"speech"``, ``"sound effects"`` or ``"general audio"`` (optional): names the pre-trained
             backbone to try on small data (:func:`transfer_choice`).
         measurements: reuse a :func:`roomtone.recipe.measure.measure` result instead of measuring again.
@@ -271,7 +271,7 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
         augment={"condition": condition}, seed=seed)
     steps = steps_for(n_train)
     why_steps = f"{STEPS_PER_SQRT_EXAMPLE} x sqrt({n_train} training examples)"
-    if budget_s is not None and time_steps:
+    if budget_s is not None:
         from roomtone.recipe.budget import seconds_per_step
 
         sps = seconds_per_step(config, num_classes=len(labels))
