@@ -61,13 +61,14 @@ def quick_baseline(data: Path, rec) -> float:
     from roomtone.expect import baselines
     from roomtone.expect.data import load_waveforms, read_prepared
     from roomtone.expect.frontend import make_frontend
+    from roomtone.features.summary import feature_matrix, logmel_of
 
     p = read_prepared(data)
     f = rec.config.frontend
     fe = make_frontend(sr=f.sr, n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax)
     waves, _ = load_waveforms(p.rows, sr=f.sr)
     ok = np.array([w.size > 0 for w in waves])
-    x = baselines.feature_matrix(baselines.logmel_of(waves, frontend=fe))
+    x = feature_matrix(logmel_of(waves, frontend=fe))
     res = baselines.quick_baseline(x[ok], p.y[ok], labels=p.labels, groups=p.groups[ok], splits=p.splits[ok], seed=0)
     return float((res.get("holdout") or res["grouped_cv"])["accuracy"])
 

@@ -62,9 +62,8 @@ def _vgg(data: Path, out: Path, *, epochs: int) -> dict:
 
 
 def _transfer(data: Path, out: Path, *, name: str, mode: str, epochs: int) -> dict:
-    from roomtone.config import TrainConfig
+    from roomtone.config import PROBE_OVERRIDES, TrainConfig
     from roomtone.train import evaluate, fit
-    from roomtone.train.strategy import PROBE_OVERRIDES
 
     if mode == "probe":
         cfg = TrainConfig(pretrained=name, mode="probe", epochs=epochs, lr=3e-3, weight_decay=1e-2, patience=10,

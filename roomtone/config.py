@@ -82,6 +82,11 @@ class AugmentConfig:
     p: float = 0.5
 
 
+#: What the probe (``pretrained=..., mode="probe"``) switches off: it trains on embeddings of the clean clips.
+PROBE_OVERRIDES = {"specaugment.freq_masks": 0, "specaugment.time_masks": 0, "specaugment.freq_stretch": 0.0,
+                   "specaugment.time_stretch": 0.0, "augment.condition": None}
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. These constants are the API fallback; ``roomtone train`` without a

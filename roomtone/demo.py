@@ -319,11 +319,8 @@ def _step_expect(result, state, *, size, seed, console) -> str:
     result.baseline_accuracy = float(main["accuracy"])
     result.chance_accuracy = float(main["chance"]["majority"])
     where = "test split" if base.get("holdout") else "grouped cross-validation"
-    c = res["recipe"].config
     return (f"quick baseline {result.baseline_accuracy:.1%} on the {where} (chance {result.chance_accuracy:.1%}); "
-            f"recipe: {c.frontend.sr} Hz, {c.clip_seconds:g} s clips{' (windows)' if c.window_hop else ''}, "
-            f"{len(c.model_kwargs['channels'])} VGG blocks, {c.model_kwargs['head']} head, {c.max_steps} steps; "
-            f"feasibility report {res['report']}")
+            f"recipe: {res['recipe'].summary()}; feasibility report {res['report']}")
 
 
 def _train_recipe(result, state, size, seed):
@@ -331,7 +328,7 @@ def _train_recipe(result, state, size, seed):
     simulated rooms, noise and microphones (what the demo shows); the step cap of ``size`` on the embedded
     set and with --quick; ``epochs`` when given."""
     overrides: dict = {"seed": seed}
-    if result.dataset == "synthetic":
+    if result.dataset == "synthetic" and state["recipe"].config.pretrained is None:  # a probe trains on clean clips
         overrides["augment.condition"] = "all"
     if size.get("epochs"):
         overrides["epochs"] = size["epochs"]
@@ -410,9 +407,10 @@ def _step_report(result, state) -> str:
     if result.test_accuracy is not None:
         verdict = {True: "beats", False: "does not beat", None: "cannot be compared with"}[result.beats_baseline]
         base = "n/a" if result.baseline_accuracy is None else f"{result.baseline_accuracy:.1%}"
-        cond = getattr(state.get("recipe"), "config", None)
-        cond = cond.augment.condition if cond is not None else None
-        notes.append(f"CNN (VGG from the recipe, trained with simulated '{cond or 'clean'}' conditions) test accuracy "
+        rec = state.get("recipe")
+        cond = rec.config.augment.condition if rec is not None else None
+        what = rec.summary() if rec is not None else "the recipe"
+        notes.append(f"CNN ({what}; trained with simulated '{cond or 'clean'}' conditions) test accuracy "
                      f"{result.test_accuracy:.1%} clean; quick baseline {base}: the CNN {verdict} it. "
                      + "; ".join(f"under {k}: {v:.1%}" for k, v in result.corrupted_accuracy.items()))
     if result.train_seconds is not None:

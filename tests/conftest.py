@@ -14,6 +14,22 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+# The user's weight cache (``~/.cache/roomtone``, or $ROOMTONE_CACHE) is read by the tests that port real
+# weights (the ``user_cache`` fixture); everything else sees an empty cache, so that the recipe's transfer
+# points (which use whatever backbones are cached) do not depend on what this machine has fetched.
+USER_CACHE = Path(os.environ.get("ROOMTONE_CACHE") or Path.home() / ".cache" / "roomtone").expanduser()
+
+
+@pytest.fixture(autouse=True)
+def empty_weight_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ROOMTONE_CACHE", str(tmp_path_factory.getbasetemp() / "empty-cache"))
+
+
+@pytest.fixture(scope="session")
+def user_cache() -> Path:
+    """The user's own roomtone cache (real fetched weights, when any)."""
+    return USER_CACHE
+
 
 def _need(sub: str) -> Path:
     path = SHARED_DATA / sub

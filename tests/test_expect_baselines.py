@@ -8,16 +8,9 @@ import numpy as np
 import pytest
 
 from roomtone.errors import DataError
-from roomtone.expect.baselines import (
-    chance_levels,
-    confused_pairs,
-    feature_matrix,
-    grouped_cv_predict,
-    logmel_of,
-    quick_baseline,
-    summary_features,
-)
+from roomtone.expect.baselines import chance_levels, confused_pairs, quick_baseline
 from roomtone.expect.frontend import make_frontend
+from roomtone.features.summary import feature_matrix, grouped_cv_predict, logmel_of, summary_features
 
 
 def test_chance_levels():

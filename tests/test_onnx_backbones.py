@@ -99,12 +99,11 @@ def test_pretrained_probe_run_exports(tmp_path, fsdd_dir, monkeypatch):
     """``roomtone export RUN --format onnx`` on a run trained with ``--pretrained aisfx`` (random backbone, no download)."""
     from safetensors.torch import save_file
 
-    from roomtone.config import TrainConfig
+    from roomtone.config import PROBE_OVERRIDES, TrainConfig
     from roomtone.models.pretrained import weights_path
     from roomtone.prepare.manifest import ManifestRow, write_manifest
     from roomtone.train import fit, load_run
     from roomtone.train.export import ScoresModel, export_model
-    from roomtone.train.strategy import PROBE_OVERRIDES
 
     torch.manual_seed(0)
     dest = weights_path("aisfx", cache_dir=tmp_path / "cache")

@@ -13,6 +13,7 @@ import torch
 
 from roomtone.errors import ParameterError
 from roomtone.features.defaults import frontend_defaults
+from roomtone.prepare.dataset import load_prepared
 from roomtone.recipe.measure import active_spectrum, band_of, class_bands
 from roomtone.recipe.rules import STANDARD_RATES, clip_and_windows, recipe, steps_for, working_rate
 
@@ -266,15 +267,67 @@ def test_budget_caps_the_steps_from_timed_steps(tmp_path):
         recipe(data, budget_s=0)
 
 
-def test_transfer_choice_names_a_backbone_of_the_domain(tmp_path, monkeypatch):
-    import roomtone.models.pretrained as P
-    from roomtone.recipe.rules import SMALL_DATA, transfer_choice
+def test_transfer_choice_follows_the_probe_against_the_baseline():
+    from roomtone.recipe.rules import SMALL_DATA, TRANSFER_ERROR_RATIO, transfer_choice
 
-    assert "enough data" in transfer_choice(SMALL_DATA, domain="speech").reason
-    assert "pass domain=" in transfer_choice(50, domain=None).reason
-    monkeypatch.setattr(P, "weights_present", lambda name, **kw: False)
-    assert "roomtone pretrained fetch speech-embedding" in transfer_choice(50, domain="speech").reason
-    monkeypatch.setattr(P, "weights_present", lambda name, **kw: name == "speech-embedding")
-    assert "--pretrained speech-embedding --mode probe" in transfer_choice(50, domain="speech").reason
+    def point(name, probe, base=0.6):
+        return {"backbone": name, "probe_accuracy": probe, "baseline_accuracy": base, "n": 120, "folds": 5}
+
+    assert "enough data" in transfer_choice(SMALL_DATA, points=[point("aisfx", 1.0)]).reason
+    assert transfer_choice(SMALL_DATA, points=[point("aisfx", 1.0)]).value is None
+    assert "roomtone pretrained fetch" in transfer_choice(50, points=[]).reason
+    edge = 1 - TRANSFER_ERROR_RATIO * 0.4  # exactly the allowed share of the baseline's 40 % errors
+    c = transfer_choice(50, points=[point("aisfx", 0.7), point("speech-embedding", edge)])
+    assert c.value == "speech-embedding" and "aisfx probe 70.0%" in c.measured and "quick baseline 60.0%" in c.measured
+    assert transfer_choice(50, points=[point("speech-embedding", edge - 0.01)]).value is None
+    assert transfer_choice(50, points=[point("speech-embedding", 1.0, base=1.0)]).value is None  # nothing to gain
     with pytest.raises(ParameterError, match="domain='birds'"):
-        transfer_choice(50, domain="birds")
+        transfer_choice(50, points=[], domain="birds")
+
+
+@pytest.fixture
+def random_speech_embedding(tmp_path, monkeypatch):
+    """A cache holding speech-embedding weights (random, seeded): the recipe sees a backbone it may try."""
+    from safetensors.torch import save_file
+
+    from roomtone.models import create_model
+    from roomtone.models.pretrained import weights_path
+
+    torch.manual_seed(0)
+    dest = weights_path("speech-embedding", cache_dir=tmp_path / "cache")
+    dest.parent.mkdir(parents=True)
+    state = create_model("speech-embedding", num_classes=1).backbone.state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+    monkeypatch.setenv("ROOMTONE_CACHE", str(tmp_path / "cache"))
+
+
+def test_recipe_measures_a_transfer_point_on_the_training_rows(tmp_path, random_speech_embedding):
+    from roomtone.recipe.rules import TRANSFER_ERROR_RATIO
+
+    data = make_set(tmp_path / "d", sr=16000, seconds=(0.5, 0.7), per_split=(6, 2, 3))
+    r = recipe(data)
+    [p] = r.measurements["transfer"]
+    assert p["backbone"] == "speech-embedding" and p["n"] == 3 * (6 + 2) and p["folds"] == 5  # test rows unseen
+    assert 0 <= p["probe_accuracy"] <= 1 and 0 <= p["baseline_accuracy"] <= 1
+    base_err, probe_err = 1 - p["baseline_accuracy"], 1 - p["probe_accuracy"]
+    chose = probe_err <= TRANSFER_ERROR_RATIO * base_err and probe_err < base_err
+    assert (r.config.pretrained == "speech-embedding") == chose
+    assert recipe(data).measurements["transfer"] == r.measurements["transfer"]  # deterministic
+
+
+def test_a_transfer_recipe_trains_the_probe(tmp_path, random_speech_embedding):
+    from roomtone.recipe.measure import measure
+    from roomtone.train import evaluate, fit
+
+    data = make_set(tmp_path / "d", sr=16000, seconds=(0.5, 0.7), per_split=(4, 2, 2))
+    rows, meta = load_prepared(data)
+    m = measure(rows, labels=list(meta["labels"]), sr=16000)
+    m["transfer"] = [{"backbone": "speech-embedding", "probe_accuracy": 0.95, "baseline_accuracy": 0.5, "n": 18,
+                      "folds": 5}]
+    r = recipe(data, measurements=m)
+    c = r.config
+    assert (c.pretrained, c.mode, c.augment.condition, c.specaugment.freq_masks) == ("speech-embedding", "probe", None, 0)
+    assert [row["setting"] for row in r.table()][-1] == "pretrained" and "speech-embedding probe" in r.summary()
+    assert not any(row["setting"].startswith("model_kwargs") for row in r.table())
+    fit(r.config.replace(epochs=2), data_dir=data, out_dir=tmp_path / "run", progress=False)
+    assert evaluate(tmp_path / "run", split="test")["n"] == 6

@@ -11,14 +11,13 @@ import torch
 from roomtone.errors import CheckpointError, DownloadError, ParameterError
 from roomtone.models import create_model
 from roomtone.models import speech_embedding_weights as SE
-from roomtone.models.pretrained import cache_root
 from roomtone.models.speech_embedding import SpeechEmbedding
 
 
 @pytest.fixture(scope="module")
-def wheel() -> Path:
-    """The pinned wheel, placed in the cache folder (``roomtone pretrained fetch`` looks there first)."""
-    path = cache_root() / "pretrained" / "speech-embedding" / SE.WHEEL
+def wheel(user_cache) -> Path:
+    """The pinned wheel, placed in the user's cache folder (``roomtone pretrained fetch`` looks there first)."""
+    path = user_cache / "pretrained" / "speech-embedding" / SE.WHEEL
     if not path.is_file():
         pytest.skip(f"{SE.WHEEL} not found at {path}: run `pip download --no-deps {SE.REQUIREMENT} -d {path.parent}`")
     return path

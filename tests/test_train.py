@@ -116,7 +116,7 @@ def mode_config(mode: str) -> TrainConfig:
     """tiny_config for ``scratch``, or the same loop settings on the speech-embedding backbone."""
     if mode == "scratch":
         return tiny_config()
-    from roomtone.train.strategy import PROBE_OVERRIDES
+    from roomtone.config import PROBE_OVERRIDES
 
     cfg = tiny_config(model=TrainConfig.model, frontend={}, pretrained="speech-embedding", mode=mode,
                       model_kwargs={"pad_seconds": 0.1})

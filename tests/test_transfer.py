@@ -9,12 +9,12 @@ import warnings
 import pytest
 import torch
 
-from roomtone.config import TrainConfig
+from roomtone.config import PROBE_OVERRIDES, TrainConfig
 from roomtone.errors import ParameterError
 from roomtone.models import create_model
 from roomtone.prepare.manifest import ManifestRow, write_manifest
 from roomtone.train import fit
-from roomtone.train.strategy import PROBE_OVERRIDES, check_config, fold_standardization
+from roomtone.train.strategy import check_config, fold_standardization
 
 
 @pytest.fixture()
@@ -114,6 +114,13 @@ def test_finetune_with_gradual_unfreezing(tiny_fsdd, aisfx_cache, tmp_path):
     assert not torch.equal(model.backbone.conv_block4.conv1.weight, ref["conv_block4.conv1.weight"])
     assert torch.equal(model.backbone.conv_block1.conv1.weight, ref["conv_block1.conv1.weight"])
     assert torch.equal(model.backbone.conv_block1.bn1.running_mean, ref["conv_block1.bn1.running_mean"])
+    # the head trained on standardized embeddings; what is saved has the standardization folded in, so the
+    # reloaded model scores the validation split exactly as the loop's model did
+    from roomtone.train import evaluate, read_metrics
+
+    last = read_metrics(out / "metrics.jsonl")[-1]
+    again = evaluate(out, split="valid", checkpoint="last")
+    assert again["accuracy"] == pytest.approx(last["valid_accuracy"], abs=1e-9)
 
 
 def test_settings_a_mode_cannot_use_are_refused():

@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
                                        ("mode", mode)) if v is not None}
         cfg = TrainConfig.from_yaml(config) if config else TrainConfig()  # resume: fit uses the run's config.yaml
         if (mode or cfg.mode) == "probe" and (pretrained or cfg.pretrained):
-            from roomtone.train.strategy import PROBE_OVERRIDES
+            from roomtone.config import PROBE_OVERRIDES
 
             overrides.update(PROBE_OVERRIDES)  # the probe trains on embeddings of the clean clips
         overrides.update(_parse_set(set_))

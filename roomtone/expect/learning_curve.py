@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from roomtone.errors import DataError, ParameterError
-from roomtone.expect.baselines import BASELINE, make_classifier, single_thread
+from roomtone.expect.baselines import BASELINE
+from roomtone.features.summary import make_classifier, single_thread
 from roomtone.files import atomic_write_json
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)

@@ -100,7 +100,7 @@ def baseline_matrix(train_waves, y_train, test_waves, y_test, *, sr: int, fronte
     A model for condition ``c`` is trained on the clean clips plus ``copies`` corrupted copies of each
     (the clean clips only for ``clean``). Waves are lists of ``(time,)`` float32 at ``sr``.
     """
-    from roomtone.expect.baselines import feature_matrix, logmel_of, make_classifier, single_thread
+    from roomtone.features.summary import feature_matrix, logmel_of, make_classifier, single_thread
 
     feats = (lambda ws: feature_matrix(logmel_of(ws, frontend=frontend)))  # noqa: E731
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)

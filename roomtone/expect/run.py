@@ -96,6 +96,7 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     from roomtone.expect.frontend import make_frontend, settings_of
     from roomtone.expect.listen import logmel_to_audio
     from roomtone.expect.report import write_report
+    from roomtone.features.summary import feature_matrix, logmel_of
     from roomtone.prepare.dataset import native_sr
     from roomtone.recipe import events
 
@@ -127,8 +128,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     ok = np.array([w.size > 0 for w in waves])
     y = prepared.y
     audit = audit_summary(prepared, waves, errors, sr=sr)
-    logmels = baselines.logmel_of(waves, frontend=fe)
-    x = baselines.feature_matrix(logmels)
+    logmels = logmel_of(waves, frontend=fe)
+    x = feature_matrix(logmels)
     keep = np.flatnonzero(ok)
     base = baselines.quick_baseline(x[keep], y[keep], labels=prepared.labels, groups=prepared.groups[keep],
                                     splits=prepared.splits[keep], seed=seed)

@@ -20,7 +20,12 @@ The rules are written once here, each with the constant it uses; none is tuned t
   epochs, large ones few), optionally capped by ``budget_s`` seconds of measured step time;
 * balanced sampling above ``IMBALANCE_FROM`` (largest / smallest class);
 * augmentation: a simulated microphone always (deployment means another microphone); noise too when the
-  recordings are studio-clean (quiet-to-loud range >= ``CLEAN_RANGE_DB``).
+  recordings are studio-clean (quiet-to-loud range >= ``CLEAN_RANGE_DB``);
+* transfer: on small data (< ``SMALL_DATA`` training files), every backbone whose weights are here gets a
+  transfer point (:mod:`roomtone.recipe.transfer`: a linear probe of its embeddings against the quick
+  baseline's features, same grouped folds of the training split). When the best probe makes at most
+  ``TRANSFER_ERROR_RATIO`` of the baseline's errors, the recipe trains that probe (``PROBE_EPOCHS`` epochs of
+  ``PROBE_BATCH_SIZE`` on the cached embeddings) instead of a VGG from scratch.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roomtone.config import TrainConfig
+from roomtone.config import PROBE_OVERRIDES, TrainConfig
 from roomtone.errors import ParameterError
 
 STANDARD_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000)
@@ -47,6 +52,10 @@ MIN_STEPS = 300
 IMBALANCE_FROM = 1.5
 CLEAN_RANGE_DB = 40.0
 SMALL_DATA = 500
+TRANSFER_ERROR_RATIO = 0.5  # the probe must remove at least half of the quick baseline's errors
+PROBE_EPOCHS = 60
+PROBE_BATCH_SIZE = 16
+PROBE_LR = 3e-3
 
 
 @dataclass
@@ -86,6 +95,16 @@ class Recipe:
         return Recipe(config=self.config.replace(**overrides), choices=list(self.choices),
                       measurements=self.measurements, prepared_dir=self.prepared_dir,
                       overrides={**self.overrides, **overrides})
+
+    def summary(self) -> str:
+        """One line: rate, clip, and the model (VGG depth, head and steps, or the backbone probe)."""
+        c = self.config
+        where = f"{c.clip_seconds:g} s clips{' (windows)' if c.window_hop else ''}"
+        if c.pretrained:
+            return f"{where}, {c.pretrained} {c.mode} ({c.epochs} epochs on its embeddings)"
+        k = c.model_kwargs
+        return (f"{c.frontend.sr} Hz, {where}, {c.model} {len(k.get('channels', []))} blocks, {k.get('head')} head, "
+                f"{c.max_steps} steps")
 
     def train_command(self, *, out: str = "RUN") -> str:
         """The ``roomtone train`` line that trains exactly this recipe."""
@@ -286,31 +305,58 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
                           f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
                           "; no early stopping (the best validation epoch is kept)"))
-    choices.append(transfer_choice(m["n_train"], domain=domain))
+    if "transfer" not in m:
+        m = {**m, "transfer": _transfer_points(rows, labels=labels, m=m, frontend=config.frontend, clip=clip,
+                                               domain=domain, seed=seed)}
+    pick = transfer_choice(m["n_train"], points=m["transfer"], domain=domain)
+    if pick.value is not None:
+        keep = {"frontend.sr", "clip_seconds", "window_hop", "balanced"}
+        choices = [c for c in choices if c.setting in keep] + [pick]
+        config = TrainConfig(pretrained=pick.value, mode="probe", clip_seconds=clip, window_hop=hop,
+                             batch_size=PROBE_BATCH_SIZE, lr=PROBE_LR, epochs=PROBE_EPOCHS, label_smoothing=0.0,
+                             balanced=balanced, patience=None, seed=seed).replace(**PROBE_OVERRIDES)
+    else:
+        choices.append(pick)
     return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir))
 
 
-def transfer_choice(n_train: int, *, domain: str | None) -> Choice:
-    """Whether to try a pre-trained backbone: small data (< ``SMALL_DATA`` files) and, for a given ``domain``,
-    a catalogue backbone of that domain whose weights are already on this machine. The recipe itself trains
-    from scratch (a transfer run is the user's second baseline, one flag away)."""
-    from roomtone.models.pretrained import CATALOG, DOMAINS, weights_present
+def _transfer_points(rows, *, labels, m: dict, frontend, clip: float, domain: str | None, seed: int) -> list[dict]:
+    """Transfer points of the backbones here (small data only; [] otherwise)."""
+    from roomtone.recipe.transfer import candidate_backbones, transfer_points
+
+    if m["n_train"] >= SMALL_DATA:
+        return []
+    return transfer_points(rows, labels=labels, frontend=frontend.__dict__, clip_s=clip,
+                           backbones=candidate_backbones(domain), seed=seed)
+
+
+def transfer_choice(n_train: int, *, points: list[dict], domain: str | None = None) -> Choice:
+    """Scratch or transfer: the backbone whose probe errs least, when that is at most ``TRANSFER_ERROR_RATIO``
+    of the quick baseline's errors on the same folds (``points`` from :func:`roomtone.recipe.transfer.transfer_points`;
+    small data only). ``value`` is the backbone's name, or None (train from scratch)."""
+    from roomtone.models.pretrained import CATALOG, DOMAINS
 
     if domain is not None and domain not in DOMAINS:
         raise ParameterError(f"domain={domain!r} must be one of {list(DOMAINS)} or None")
-    measured = f"{n_train} training files" + (f", domain {domain!r}" if domain else "")
     if n_train >= SMALL_DATA:
-        return Choice("pretrained", None, measured, f"enough data (>= {SMALL_DATA} files) to train from scratch")
-    if domain is None:
-        return Choice("pretrained", None, measured, "small data: also try a pre-trained backbone of your domain "
-                      "(`roomtone pretrained list`; pass domain= to have the recipe name one)")
-    fits = [n for n, e in CATALOG.items() if e.domain == domain]
-    here = [n for n in fits if weights_present(n)]
-    if here:
-        return Choice("pretrained", None, measured, f"small {domain} data: also try `--pretrained {here[0]} --mode "
-                      f"probe` (its weights are here)")
-    return Choice("pretrained", None, measured, f"small {domain} data: `roomtone pretrained fetch {fits[0]}`, then "
-                  f"try `--pretrained {fits[0]} --mode probe`" if fits else f"small data; no {domain} backbone yet")
+        return Choice("pretrained", None, f"{n_train} training files",
+                      f"enough data (>= {SMALL_DATA} files) to train from scratch")
+    if not points:
+        fits = [n for n, e in CATALOG.items() if domain is None or e.domain == domain]
+        return Choice("pretrained", None, f"{n_train} training files; no backbone weights here",
+                      f"small data: `roomtone pretrained fetch NAME` ({', '.join(fits)}) lets the recipe measure a "
+                      f"transfer point")
+    best = max(points, key=lambda p: p["probe_accuracy"])
+    base_err, probe_err = 1.0 - best["baseline_accuracy"], 1.0 - best["probe_accuracy"]
+    measured = "; ".join(f"{p['backbone']} probe {p['probe_accuracy']:.1%}" for p in points) + (
+        f" vs quick baseline {best['baseline_accuracy']:.1%} ({best['folds']}-fold grouped CV of {best['n']} "
+        f"training files)")
+    if probe_err <= TRANSFER_ERROR_RATIO * base_err and probe_err < base_err:
+        return Choice("pretrained", best["backbone"], measured,
+                      f"the {best['backbone']} probe makes {probe_err / max(base_err, 1e-9):.0%} of the baseline's "
+                      f"errors (<= {TRANSFER_ERROR_RATIO:.0%}): train its probe (mode probe, {PROBE_EPOCHS} epochs)")
+    return Choice("pretrained", None, measured,
+                  f"no probe removes {1 - TRANSFER_ERROR_RATIO:.0%} of the baseline's errors: train from scratch")
 
 
 def _train_examples(m: dict, *, clip: float, hop: float | None) -> int:

@@ -227,7 +227,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
              "bad_epochs": 0, "accum": [0.0, 0.0, 0.0], "train_seconds": 0.0, "stopped_early": False}
     if resume and last_path.exists():
         ck = load_checkpoint(last_path, map_location=device)
-        if "net" in ck:  # the trained module is not the saved model (probe: the unfolded classifier)
+        if "net" in ck:  # the trained module's own state (probe: the classifier; both: not folded)
             plan.net.load_state_dict(ck["net"])
         else:
             model.load_state_dict(ck["model"])
@@ -255,7 +255,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
             ck = {"model": plan.saved_state(), "optimizer": optimizer.state_dict(),
                   "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                   "state": dict(state), "labels": labels, "version": 1}
-            if plan.net is not model:
+            if plan.net is not model or plan.folds:
                 ck["net"] = plan.net.state_dict()
             atomic_save(ck, last_path)
 

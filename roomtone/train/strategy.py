@@ -8,7 +8,10 @@ every mode.
 
 * scratch (``pretrained=None``): ``create_model(config.model, ...)`` with fresh weights; all parameters train.
 * finetune: the catalogue backbone ``config.pretrained`` with its weights and a fresh classifier; the
-  classifier trains at ``lr``, the backbone at ``lr * backbone_lr_scale``. With ``unfreeze_schedule=[e0,
+  classifier trains at ``lr``, the backbone at ``lr * backbone_lr_scale``. The classifier sees the pooled
+  embedding standardized with the mean/std of the training clips' initial embeddings (a fixed affine step,
+  folded into its first Linear in what is saved): backbones' embeddings are far from unit scale (the
+  speech embedding's is ~40), which a fresh head at ``lr`` cannot follow. With ``unfreeze_schedule=[e0,
   e1, ...]`` backbone stage k from the top (``model.backbone_stages()``) trains from epoch ``e_k`` on
   (stages without an entry stay frozen); frozen stages keep their BatchNorm statistics.
 * probe: the backbone is frozen. The pooled embeddings ``forward_head(forward_features(x), pre_logits=True)``
@@ -31,13 +34,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from roomtone.config import FrontendConfig, TrainConfig
+from roomtone.config import PROBE_OVERRIDES, FrontendConfig, TrainConfig
 from roomtone.errors import ParameterError
 from roomtone.files import atomic_path
-
-#: What ``--mode probe`` switches off (the probe trains on embeddings of the clean clips).
-PROBE_OVERRIDES = {"specaugment.freq_masks": 0, "specaugment.time_masks": 0, "specaugment.freq_stretch": 0.0,
-                   "specaugment.time_stretch": 0.0, "augment.condition": None}
 
 
 @dataclass
@@ -57,6 +56,7 @@ class Plan:
     start_epoch: Callable[[int], None]
     transfer: dict | None = None
     on_audio: bool = True  # batches are waveforms (False for the probe: cached embeddings, no compute meter)
+    folds: bool = False  # saved_state() folds a standardization into the classifier: resume needs net's own state
 
 
 def check_config(config: TrainConfig, *, world_size: int = 1) -> None:
@@ -283,10 +283,32 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
                     transfer=transfer)
 
     train_ds, valid_ds, balanced_rows = train_valid_datasets(config, splits, labels=labels, sr=sr, clip_seconds=clip)
+    saved_state, folds = (lambda: model.state_dict()), False
     if head is None:
         groups = decay_groups(list(model.named_parameters()), lr=config.lr, weight_decay=config.weight_decay)
         start_epoch = lambda epoch: model.train()  # noqa: E731
     else:
+        common = dict(labels=labels, model_config=model_config, sr=sr, clip=clip, cache_dir=out_dir / "embeddings",
+                      batch_size=2 * config.batch_size, device=device)
+        if info.is_main:
+            cached_embeddings(model, splits["train"], split="train", **common)
+        barrier(info)
+        xtr = cached_embeddings(model, splits["train"], split="train", compute=False, **common)[0]
+        mean, std = xtr.mean(0).to(device), xtr.std(0).clamp_min(1e-6).to(device)
+        head.register_forward_pre_hook(lambda module, args: ((args[0] - mean) / std, *args[1:]))
+        prefix = next(n for n, m in model.named_modules() if m is head) + "."
+        folds = True
+
+        def saved_state() -> dict:
+            import copy
+
+            folded = copy.deepcopy(head)
+            folded._forward_pre_hooks.clear()
+            fold_standardization(folded, mean, std)
+            sd = {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
+            sd.update({prefix + k: v for k, v in folded.state_dict().items()})
+            return sd
+
         head_ids = {id(p) for p in head.parameters()}
         backbone = [(n, p) for n, p in model.named_parameters() if id(p) not in head_ids]
         groups = (decay_groups(list(head.named_parameters()), lr=config.lr, weight_decay=config.weight_decay)
@@ -308,4 +330,4 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
     return Plan(model=model, net=model, model_config=model_config, train_ds=train_ds, valid_ds=valid_ds,
                 balanced_rows=balanced_rows, collate=collate_padded, param_groups=groups,
                 step=lambda net, x, spec_fn: net(x, spec_transform=spec_fn),
-                saved_state=lambda: model.state_dict(), start_epoch=start_epoch, transfer=transfer)
+                saved_state=saved_state, start_epoch=start_epoch, transfer=transfer, folds=folds)
