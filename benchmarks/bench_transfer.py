@@ -5,8 +5,10 @@ Speaker-independent split of FSDD (6 speakers, 8 kHz spoken digits): train georg
 valid theo; test lucas, yweweler. Each system is trained on 10% of the training files (5 per digit and
 speaker, drawn with a fixed seed) and on all of them, then scored on the test speakers with
 ``roomtone.train.evaluate``. Backbones whose weights are not in the cache (PANNs: Zenodo) are listed as
-skipped. The probe caches frozen embeddings and trains a linear head; the fine-tune trains everything,
-the backbone at ``lr x backbone_lr_scale``.
+skipped. The probe caches frozen embeddings and trains a linear head; the fine-tune trains everything
+(default augmentation), the backbone at ``lr x backbone_lr_scale``. The last system is the data's recipe
+with no settings (``recipe(data)``: it measures a transfer point for each backbone here and picks scratch
+or a probe).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def _transfer(data: Path, out: Path, *, name: str, mode: str, epochs: int) -> di
                           batch_size=16,
                           label_smoothing=0.0).replace(**PROBE_OVERRIDES)
     else:
-        cfg = TrainConfig(pretrained=name, mode="finetune", epochs=epochs, lr=1e-3, backbone_lr_scale=0.1,
+        cfg = TrainConfig(pretrained=name, mode="finetune", epochs=epochs, lr=3e-3, backbone_lr_scale=0.1,
                           batch_size=16, patience=None)
     t = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -82,12 +84,30 @@ def _transfer(data: Path, out: Path, *, name: str, mode: str, epochs: int) -> di
     return {**res, "seconds": secs}
 
 
+def _recipe(data: Path, out: Path) -> tuple[str, dict]:
+    from roomtone.recipe import recipe
+    from roomtone.train import evaluate, fit
+
+    t = time.perf_counter()
+    rec = recipe(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(rec.config, data_dir=data, out_dir=out, progress=False)
+    secs = time.perf_counter() - t
+    return f"recipe, no settings: {rec.summary()}", {**evaluate(out, split="test"), "seconds": secs}
+
+
 # backbone -> (probe epochs, fine-tune epochs at 10 %, at 100 %; 0 = no fine-tune)
-SYSTEMS = {"speech-embedding": (60, 15, 6), "aisfx": (60, 0, 0), "panns-cnn14": (60, 0, 0)}
+SYSTEMS = {"speech-embedding": (60, 40, 8), "aisfx": (60, 0, 0), "panns-cnn14": (60, 0, 0)}
 
 
 def run(*, quick: bool) -> str:
+    import torch
+
     from roomtone.models.pretrained import CATALOG, fetch, weights_present
+
+    threads = int(os.environ.get("ROOMTONE_BENCH_THREADS", "1"))
+    torch.set_num_threads(threads)
 
     if not FSDD.exists():
         return "## Transfer learning (FSDD)\n\nskipped: FSDD not found at ../shared/data/fsdd/recordings\n"
@@ -115,13 +135,16 @@ def run(*, quick: bool) -> str:
                 if ft and not quick:
                     results.append((tag, f"{name} finetune (backbone lr x0.1)",
                                     _transfer(data, tmp / f"{name}-ft{fraction}", name=name, mode="finetune", epochs=ft)))
+            if not quick:
+                results.append((tag, *_recipe(data, tmp / f"recipe{fraction}")))
     lines = [
         "## Transfer learning (FSDD, speaker-independent)",
         "",
         "Train speakers george, jackson, nicolas; valid theo; test lucas + yweweler "
         f"({'quick run: 10 test files per digit and speaker' if quick else '1000 test files'}).",
-        "Command: `python -m benchmarks transfer`. Training time includes embedding (probe) on 2 CPU cores "
-        "shared with other jobs.",
+        "Command: `python -m benchmarks transfer`. Training time includes embedding (probe, and the recipe's "
+        "transfer points), "
+        f"{threads} torch thread(s) (`ROOMTONE_BENCH_THREADS`) on a {os.cpu_count()}-core machine.",
         "",
         "| training data | system | test accuracy | test macro-F1 | bandwidth warning | train time (s) |",
         "|---|---|---|---|---|---|",

@@ -331,3 +331,15 @@ def test_a_transfer_recipe_trains_the_probe(tmp_path, random_speech_embedding):
     assert not any(row["setting"].startswith("model_kwargs") for row in r.table())
     fit(r.config.replace(epochs=2), data_dir=data, out_dir=tmp_path / "run", progress=False)
     assert evaluate(tmp_path / "run", split="test")["n"] == 6
+
+
+def test_expect_draws_the_probe_curve_of_each_transfer_point(tmp_path, random_speech_embedding):
+    from roomtone.expect.run import expect
+
+    data = make_set(tmp_path / "d", sr=16000, seconds=(0.5, 0.7), per_split=(6, 2, 3))
+    res = expect(data, tmp_path / "report", simulate=None, examples_per_class=0, fractions=(0.5, 1.0))
+    [curve] = res["transfer_curves"]
+    assert curve["model"] == "speech-embedding probe"
+    assert [p["n_train"] for p in curve["points"]] == [p["n_train"] for p in res["learning_curve"]["points"]]
+    html = Path(res["report"]).read_text()
+    assert "speech-embedding probe" in html and "quick baseline" in html

@@ -77,8 +77,12 @@ def summarise(points: list[dict]) -> dict:
 
 
 def baseline_learning_curve(x: np.ndarray, y: np.ndarray, *, train: np.ndarray, test: np.ndarray,
-                            fractions=DEFAULT_FRACTIONS, repeats: int = 3, seed: int = 0) -> dict:
+                            fractions=DEFAULT_FRACTIONS, repeats: int = 3, seed: int = 0, name: str = BASELINE) -> dict:
     """The quick baseline trained on ``fractions`` of the ``train`` indices, scored on ``test`` indices.
+
+    ``x`` is any fixed per-clip feature matrix read by the baseline's logistic regression: the log-mel summary
+    (the quick baseline), or a frozen backbone's embeddings (its linear probe: the transfer curve); ``name``
+    labels the curve.
 
     Smaller fractions are repeated ``repeats`` times with different subsets (the full set once); each
     point is ``{fraction, n_train, accuracy, std}``. See :func:`summarise` for the rest of the result.
@@ -104,7 +108,7 @@ def baseline_learning_curve(x: np.ndarray, y: np.ndarray, *, train: np.ndarray, 
     if len(points) < 2:
         raise DataError(f"too few usable fractions for a learning curve: {points}")
     out = summarise(points)
-    out["model"] = BASELINE
+    out["model"] = name
     return out
 
 

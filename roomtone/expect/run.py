@@ -72,6 +72,31 @@ def pick_examples(y: np.ndarray, waves: list[np.ndarray], *, per_class: int, see
     return out
 
 
+def transfer_curves(prepared, train_recipe, *, ok: np.ndarray, train: np.ndarray, test: np.ndarray, fractions,
+                    seed: int) -> list[dict]:
+    """Learning curves of the linear probe of each backbone the recipe measured a transfer point for: its
+    frozen embeddings of every row (first ``clip_seconds``, as in the point) read by the baseline's classifier on
+    the baseline curve's own train/test indices. Rows the backbone cannot read are left out of both sides."""
+    from roomtone.expect import learning_curve
+    from roomtone.models import create_model
+    from roomtone.recipe.transfer import decode_clips, embed
+
+    out = []
+    clip = float(train_recipe.config.clip_seconds or 1.0)
+    for point in train_recipe.measurements.get("transfer") or []:
+        model = create_model(point["backbone"], pretrained=True, num_classes=len(prepared.labels))
+        waves, kept = decode_clips(prepared.rows, sr=int(model.sr), clip_s=clip)
+        emb = np.zeros((len(prepared.rows), 0 if not waves else embed(model, waves[:1]).shape[1]), dtype=np.float32)
+        if waves:
+            emb[kept] = embed(model, waves)
+        readable = np.zeros(len(prepared.rows), dtype=bool)
+        readable[kept] = True
+        tr, te = train[readable[train] & ok[train]], test[readable[test] & ok[test]]
+        out.append(learning_curve.baseline_learning_curve(emb, prepared.y, train=tr, test=te, fractions=fractions,
+                                                          seed=seed, name=f"{point['backbone']} probe"))
+    return out
+
+
 def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: int | None = None,
            n_fft: int | None = None, hop_length: int | None = None, n_mels: int | None = None,
            fmin: float = 0.0, fmax: float | None = None, model: str | None = None,
@@ -139,6 +164,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     tr, te = tr[ok[tr]], te[ok[te]]
     lc = learning_curve.baseline_learning_curve(x, y, train=tr, test=te, fractions=fractions, seed=seed)
     curves = [lc]
+    if train_recipe is not None:  # the recipe measured transfer points: their probes get curves on the same split
+        curves += transfer_curves(prepared, train_recipe, ok=ok, train=tr, test=te, fractions=fractions, seed=seed)
     if cnn_config is not None:
         if isinstance(cnn_config, (str, os.PathLike)):
             from roomtone.config import TrainConfig
@@ -183,6 +210,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     path = write_report(out_dir, title=f"roomtone expect: {prepared.path.name}", audit=audit, baseline=base,
                         events=ev, learning_curve=curves if len(curves) > 1 else lc, robustness=rob, examples=examples,
                         frontend_settings=settings, notes=notes, recipe_html=table)
+    cnn = [c for c in curves if c["model"] == "cnn"]
     return {"report": str(path), "seconds": time.perf_counter() - t0, "baseline": base, "events": ev,
-            "learning_curve": lc, "cnn_learning_curve": curves[1] if len(curves) > 1 else None, "audit": audit,
+            "learning_curve": lc, "cnn_learning_curve": cnn[0] if cnn else None, "audit": audit,
+            "transfer_curves": [c for c in curves[1:] if c["model"] != "cnn"],
             "robustness": rob, "examples": examples, "recipe": train_recipe}
