@@ -86,6 +86,7 @@ def run(*, quick: bool) -> str:
     import torch
 
     from roomtone.recipe import recipe
+    from roomtone.recipe.budget import DEFAULT_BUDGET_S
     from roomtone.train import evaluate, fit
 
     threads = int(os.environ.get("ROOMTONE_BENCH_THREADS", "2"))
@@ -100,7 +101,7 @@ def run(*, quick: bool) -> str:
             if data is None:
                 rows.append((name, "skipped: data not found", None, None, None, None))
                 continue
-            rec = recipe(data)
+            rec = recipe(data, budget_s=DEFAULT_BUDGET_S)  # what `roomtone train` does with no settings
             cfg = rec.config.replace(max_steps=8, epochs=1) if quick else rec.config
             summary = fit(cfg, data_dir=data, out_dir=tmp / f"run-{name}", progress=False)
             m = evaluate(tmp / f"run-{name}", split="test")

@@ -53,3 +53,10 @@ def test_registry_names_are_catalogue_names_and_one_door_for_weights(tmp_path, m
 def test_a_taken_name_is_refused():
     with pytest.raises(ParameterError, match="'aisfx' is already registered"):
         register_model(lambda **kw: None, name="aisfx")
+
+
+def test_runs_saved_under_the_old_panns_names_still_build():
+    from roomtone.train.run import build_model
+
+    old = build_model({"name": "cnn6", "num_classes": 3})
+    assert type(old) is type(create_model("panns-cnn6", num_classes=3)) and old.num_classes == 3

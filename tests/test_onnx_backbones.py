@@ -95,8 +95,10 @@ def test_vgg_export_branch_of_padding_equals_eager(monkeypatch, frames):
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_pretrained_probe_run_exports(tmp_path, fsdd_dir, monkeypatch):
-    """``roomtone export RUN --format onnx`` on a run trained with ``--pretrained aisfx`` (random backbone, no download)."""
+@pytest.mark.parametrize("name, mode, sr", [("aisfx", "probe", 44100), ("speech-embedding", "finetune", 16000)])
+def test_pretrained_run_exports(tmp_path, fsdd_dir, monkeypatch, name, mode, sr):
+    """``roomtone export RUN --format onnx`` on a run trained with ``--pretrained NAME --mode MODE`` (random
+    backbone, no download; both modes save a classifier with the input standardization folded in)."""
     from safetensors.torch import save_file
 
     from roomtone.config import PROBE_OVERRIDES, TrainConfig
@@ -106,9 +108,9 @@ def test_pretrained_probe_run_exports(tmp_path, fsdd_dir, monkeypatch):
     from roomtone.train.export import ScoresModel, export_model
 
     torch.manual_seed(0)
-    dest = weights_path("aisfx", cache_dir=tmp_path / "cache")
+    dest = weights_path(name, cache_dir=tmp_path / "cache")
     dest.parent.mkdir(parents=True)
-    backbone = create_model("aisfx", num_classes=1).backbone.state_dict()
+    backbone = create_model(name, num_classes=1).backbone.state_dict()
     save_file({k: v.contiguous() for k, v in backbone.items()}, str(dest))
     monkeypatch.setenv("ROOMTONE_CACHE", str(tmp_path / "cache"))
     rows = [ManifestRow(str(fsdd_dir / f"{digit}_{spk}_0.wav"), digit, spk, split)
@@ -118,19 +120,19 @@ def test_pretrained_probe_run_exports(tmp_path, fsdd_dir, monkeypatch):
     write_manifest(data, rows)
     (data / "prepare.json").write_text(json.dumps({"labels": ["0", "1"], "sr": 8000, "clip_seconds": 0.6}))
     run = tmp_path / "run"
-    cfg = TrainConfig(pretrained="aisfx", mode="probe", epochs=1, batch_size=2, clip_seconds=None,
-                      patience=None).replace(**PROBE_OVERRIDES)
+    cfg = TrainConfig(pretrained=name, mode=mode, epochs=1, batch_size=2, clip_seconds=None, patience=None)
+    cfg = cfg.replace(**PROBE_OVERRIDES) if mode == "probe" else cfg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the 4000 Hz bandwidth warning
         fit(cfg, data_dir=data, out_dir=run, progress=False)
 
     report = export_model(run, format="onnx")
-    assert report["path"] == str(run / "model.onnx") and report["labels"] == ["0", "1"] and report["sr"] == 44100
+    assert report["path"] == str(run / "model.onnx") and report["labels"] == ["0", "1"] and report["sr"] == sr
     assert report["max_abs_diff"] <= 1e-4
     model, _, _ = load_run(run)
     scores = ScoresModel(model).eval()
     session = ort.InferenceSession(report["path"], providers=["CPUExecutionProvider"])
-    for n in (2000, 44100):  # shorter than min_samples (padded in the graph) and 1 s, batch 3
+    for n in (2000, sr):  # shorter than min_samples (padded in the graph) and 1 s, batch 3
         x = _inputs(3, n)
         got = session.run(None, {"waveform": x.numpy()})[0]
         with torch.no_grad():

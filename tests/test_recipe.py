@@ -256,7 +256,10 @@ def test_expect_report_and_trained_run_share_the_front_end(tmp_path):
 def test_budget_caps_the_steps_from_timed_steps(tmp_path):
     from roomtone.cli.train import parse_seconds
 
-    assert [parse_seconds(t) for t in ("300", "300s", "5m", "1.5h", None)] == [300.0, 300.0, 300.0, 5400.0, None]
+    from roomtone.recipe.budget import DEFAULT_BUDGET_S
+
+    assert [parse_seconds(t) for t in ("300", "300s", "5m", "1.5h", "none", None)] == [300.0, 300.0, 300.0, 5400.0,
+                                                                                          None, DEFAULT_BUDGET_S]
     with pytest.raises(ParameterError, match="budget='soon'"):
         parse_seconds("soon")
     data = make_set(tmp_path / "b", sr=8000, seconds=(0.4, 0.6), per_split=(3, 1, 1))

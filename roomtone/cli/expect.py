@@ -54,17 +54,21 @@ def register(app: typer.Typer) -> None:
         robustness: Path | None = typer.Option(None, "--robustness", help="robustness.json to include in the report."),
         cnn_config: Path | None = typer.Option(None, "--cnn-config", help="Train config YAML: also draw the "
                                                "CNN's learning curve (one training per fraction; slow)."),
+        budget: str = typer.Option(None, "--budget", help="Training time budget of the recipe shown (as for "
+                                   "`roomtone train`: default 15m, none = no cap)."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Quick baselines, listening, event lengths and a learning curve -> one HTML report."""
         from rich.console import Console
 
+        from roomtone.cli.train import parse_seconds
         from roomtone.expect.run import expect
 
         res = expect(prepared_dir, out, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmin=fmin,
                      fmax=fmax, model=model, examples_per_class=examples,
                      simulate=None if simulate.lower() == "none" else simulate, noise=noise, rooms=rooms,
-                     robustness=robustness, seed=seed, cnn_config=cnn_config, progress=True)
+                     robustness=robustness, seed=seed, cnn_config=cnn_config, budget_s=parse_seconds(budget),
+                     progress=True)
         b = res["baseline"].get("holdout") or res["baseline"]["grouped_cv"]
         c = Console()
         c.print(f"baseline accuracy {_fmt_pct(b['accuracy'])} (chance {_fmt_pct(b['chance']['majority'])} majority, "

@@ -23,19 +23,22 @@ def _parse_set(items: list[str] | None) -> dict:
 
 
 def parse_seconds(text: str | None) -> float | None:
-    """``"300"``, ``"300s"``, ``"5m"``, ``"1.5h"`` -> seconds (None stays None)."""
+    """``"300"``, ``"300s"``, ``"5m"``, ``"1.5h"`` -> seconds; None -> the default budget; ``"none"`` -> None (no cap)."""
     from roomtone.errors import ParameterError
+    from roomtone.recipe.budget import DEFAULT_BUDGET_S
 
     if text is None:
-        return None
+        return DEFAULT_BUDGET_S
     t = str(text).strip().lower()
+    if t in ("none", "off"):
+        return None
     scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
     try:
         value = float(t[:-1] if scale else t) * (scale or 1.0)
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise ParameterError(f"budget={text!r} must be a positive duration such as 300, 300s, 5m or 1h")
+        raise ParameterError(f"budget={text!r} must be a positive duration such as 300, 300s, 5m or 1h, or none")
     return value
 
 
@@ -55,9 +58,10 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option(None, help="Transfer mode with --pretrained: probe | finetune."),
         set_: list[str] = typer.Option(None, "--set", help="Override any config field: key=value (repeatable)."),
         budget: str = typer.Option(None, help="Training time budget for the recipe (e.g. 300, 5m, 1h): caps the "
-                                   "step count from a few timed steps. Default: steps from the data's size only."),
-        domain: str = typer.Option(None, help="speech | sound effects | general audio: lets the recipe name the "
-                                   "pre-trained backbone to try on small data."),
+                                   "step count from a few timed steps. Default 15m; none = steps from the data's "
+                                   "size only."),
+        domain: str = typer.Option(None, help="speech | sound effects | general audio: the recipe measures transfer "
+                                   "points for this domain's backbones only (default: every backbone here)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),

@@ -14,6 +14,10 @@ import torch
 from roomtone.config import TrainConfig
 
 OVERHEAD = 1.3
+#: The training time budget of ``roomtone train`` and ``roomtone expect`` when none is given: on 2 CPU cores a
+#: recipe's run then ends within ~20 minutes (steps are capped from timed steps, with ``OVERHEAD``).
+#: ``recipe()`` itself has no default budget (the same data gives the same recipe on any machine).
+DEFAULT_BUDGET_S = 15 * 60.0
 
 
 def seconds_per_step(config: TrainConfig, *, num_classes: int, seed: int = 0) -> float:

@@ -22,6 +22,10 @@ def model_config_of(config: TrainConfig, *, num_classes: int, sr: int | None = N
     return {"name": config.model, "num_classes": int(num_classes), **kw}
 
 
+#: Registry names of earlier releases -> today's (runs trained before the rename still load).
+RENAMED_MODELS = {"cnn6": "panns-cnn6", "cnn10": "panns-cnn10", "cnn14": "panns-cnn14"}
+
+
 def build_model(model_config: dict) -> torch.nn.Module:
     """``create_model`` from a model_config dict (as stored in ``run.json``)."""
     from roomtone.models import create_model
@@ -31,6 +35,7 @@ def build_model(model_config: dict) -> torch.nn.Module:
     num_classes = mc.pop("num_classes", None)
     if name is None or num_classes is None:
         raise CheckpointError(f"model_config {model_config!r} lacks 'name' or 'num_classes'")
+    name = RENAMED_MODELS.get(name, name)
     for k, v in list(mc.items()):  # YAML/JSON turn tuples into lists; the models accept either
         if isinstance(v, list) and v and all(isinstance(i, list) for i in v):
             mc[k] = [tuple(i) for i in v]
