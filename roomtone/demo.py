@@ -311,7 +311,8 @@ def _step_prepare(result, state, *, seed, label_pattern, console) -> str:
 def _step_expect(result, state, *, size, seed, console) -> str:
     expect = _require("roomtone.expect.run", "expect")
     res = expect(state["prepared"], result.out_dir / "expect", seed=seed, progress=console is not None,
-                 examples_per_class=size["examples_per_class"])   # analyses the recipe's front end
+                 examples_per_class=size["examples_per_class"],   # analyses the recipe's front end
+                 transfer=result.dataset != "synthetic")   # the embedded set shows training with simulated rooms
     state["expect"] = res
     state["recipe"] = res["recipe"]
     base = res["baseline"]
@@ -328,7 +329,7 @@ def _train_recipe(result, state, size, seed):
     simulated rooms, noise and microphones (what the demo shows); the step cap of ``size`` on the embedded
     set and with --quick; ``epochs`` when given."""
     overrides: dict = {"seed": seed}
-    if result.dataset == "synthetic" and state["recipe"].config.pretrained is None:  # a probe trains on clean clips
+    if result.dataset == "synthetic":
         overrides["augment.condition"] = "all"
     if size.get("epochs"):
         overrides["epochs"] = size["epochs"]

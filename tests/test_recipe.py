@@ -346,3 +346,10 @@ def test_expect_draws_the_probe_curve_of_each_transfer_point(tmp_path, random_sp
     assert [p["n_train"] for p in curve["points"]] == [p["n_train"] for p in res["learning_curve"]["points"]]
     html = Path(res["report"]).read_text()
     assert "speech-embedding probe" in html and "quick baseline" in html
+
+
+def test_no_transfer_keeps_the_scratch_recipe(tmp_path, random_speech_embedding):
+    data = make_set(tmp_path / "d", sr=16000, seconds=(0.5, 0.7), per_split=(4, 2, 2))
+    r = recipe(data, transfer=False)
+    assert r.config.pretrained is None and r.measurements["transfer"] == [] and r.config.model == "vgg"
+    assert "--no-transfer" in r.train_command() and "--no-transfer" in r.with_overrides({"epochs": 2}).train_command()

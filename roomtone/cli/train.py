@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
                                    "size only."),
         domain: str = typer.Option(None, help="speech | sound effects | general audio: the recipe measures transfer "
                                    "points for this domain's backbones only (default: every backbone here)."),
+        transfer: bool = typer.Option(True, "--transfer/--no-transfer", help="Let the recipe measure transfer points "
+                                      "and train a backbone's probe on small data (--no-transfer: from scratch)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
@@ -94,7 +96,7 @@ def register(app: typer.Typer) -> None:
             if overrides.get("pretrained"):  # the recipe's front end and VGG layout do not apply to a backbone
                 overrides = {"model_kwargs": {}, "frontend": {}, **overrides}
             rec = recipe(data, budget_s=parse_seconds(budget), seed=int(overrides.get("seed", 0)),
-                         domain=domain).with_overrides(overrides)
+                         domain=domain, transfer=transfer).with_overrides(overrides)
             print_recipe(rec, console=con)
             cfg, overrides = rec.config, {}
         if overrides:

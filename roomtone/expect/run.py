@@ -103,7 +103,8 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
            fmin: float = 0.0, fmax: float | None = None, model: str | None = None,
            examples_per_class: int = 1, fractions=(0.1, 0.25, 0.5, 1.0), simulate: str | None = "all",
            noise=None, rooms=None, robustness: str | os.PathLike | dict | None = None, seed: int = 0,
-           cnn_config=None, budget_s: float | None = DEFAULT_BUDGET_S, progress: bool = False) -> dict:
+           cnn_config=None, budget_s: float | None = DEFAULT_BUDGET_S, transfer: bool = True,
+           progress: bool = False) -> dict:
     """Run the feasibility study on a prepared dir and write the HTML report into ``out_dir``.
 
     Front end: ``model`` (a registered model name or a run dir of ``roomtone train``: its own
@@ -113,7 +114,7 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     condition whose test-split corruption is played beside each example (None = skip). ``robustness``:
     a ``robustness.json`` (or its dict) from ``roomtone expect robustness`` to include. ``cnn_config``:
     a ``TrainConfig`` (or YAML path) whose model also gets a learning curve (trains once per fraction;
-    runs in ``out_dir/cnn_curve``). ``budget_s``: the recipe's training time budget (as ``roomtone train``'s).
+    runs in ``out_dir/cnn_curve``). ``budget_s``, ``transfer``: the recipe's (see :func:`roomtone.recipe.recipe`).
     Returns the results dict, with ``report`` (the HTML path), ``seconds`` and the listening ``examples``
     (waveforms and log-mels, as passed to :func:`roomtone.expect.report.write_report`).
     """
@@ -144,7 +145,7 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     if mdl is None and all(v is None for v in (sr, n_fft, hop_length, n_mels, fmax)) and not fmin:
         from roomtone.recipe import recipe
 
-        train_recipe = recipe(prepared.path, seed=seed, budget_s=budget_s)   # the front end the recipe trains on is analysed here
+        train_recipe = recipe(prepared.path, seed=seed, budget_s=budget_s, transfer=transfer)   # the front end the recipe trains on is analysed here
         f = train_recipe.config.frontend
         sr, n_fft, hop_length, n_mels, fmin, fmax = f.sr, f.n_fft, f.hop_length, f.n_mels, f.fmin, f.fmax
     sr = int(sr or prepared.sr or native_sr(prepared.rows))

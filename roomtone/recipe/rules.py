@@ -80,6 +80,7 @@ class Recipe:
     measurements: dict
     prepared_dir: str = ""
     overrides: dict = field(default_factory=dict)
+    transfer: bool = True  # recipe(transfer=...): whether a pre-trained backbone could be chosen
 
     def table(self) -> list[dict]:
         """Rows ``{"setting", "value", "measured", "reason"}`` (overrides marked as such)."""
@@ -94,7 +95,7 @@ class Recipe:
             return self
         return Recipe(config=self.config.replace(**overrides), choices=list(self.choices),
                       measurements=self.measurements, prepared_dir=self.prepared_dir,
-                      overrides={**self.overrides, **overrides})
+                      overrides={**self.overrides, **overrides}, transfer=self.transfer)
 
     def summary(self) -> str:
         """One line: rate, clip, and the model (VGG depth, head and steps, or the backbone probe)."""
@@ -109,7 +110,8 @@ class Recipe:
     def train_command(self, *, out: str = "RUN") -> str:
         """The ``roomtone train`` line that trains exactly this recipe."""
         sets = " ".join(f"--set {k}={_yaml_scalar(v)}" for k, v in self.overrides.items())
-        return f"roomtone train {self.prepared_dir or 'PREPARED'} --out {out}" + (f" {sets}" if sets else "")
+        flags = "" if self.transfer else " --no-transfer"
+        return f"roomtone train {self.prepared_dir or 'PREPARED'} --out {out}{flags}" + (f" {sets}" if sets else "")
 
     def to_dict(self) -> dict:
         m = {k: v for k, v in self.measurements.items() if k != "train_durations"}
@@ -208,15 +210,18 @@ def steps_for(n_train: int) -> int:
 
 
 def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, seed: int = 0, domain: str | None = None,
-           measurements: dict | None = None, progress: bool = False) -> Recipe:
+           transfer: bool = True, measurements: dict | None = None, progress: bool = False) -> Recipe:
     """The training recipe of a prepared folder (see the module docstring for the rules).
 
     Args:
         budget_s: training time budget in seconds. None (default): the step count depends on the data only, so
             the same data gives the same recipe on any machine; else it is also capped from a few timed steps of
             the chosen model on this machine.
-        domain: ``"speech"``, ``"sound effects"`` or ``"general audio"`` (optional): names the pre-trained
-            backbone to try on small data (:func:`transfer_choice`).
+        domain: ``"speech"``, ``"sound effects"`` or ``"general audio"`` (optional): only that domain's
+            backbones get transfer points (default: every backbone whose weights are here).
+        transfer: False = always from scratch (no transfer points). A probe trains on embeddings of the clean
+            clips, without the recipe's augmentation: pass False when robustness to the simulated conditions
+            matters more than clean accuracy.
         measurements: reuse a :func:`roomtone.recipe.measure.measure` result instead of measuring again.
     """
     from roomtone.features.defaults import frontend_defaults
@@ -305,10 +310,13 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
                           f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
                           "; no early stopping (the best validation epoch is kept)"))
-    if "transfer" not in m:
+    if not transfer:
+        m = {**m, "transfer": []}
+    elif "transfer" not in m:
         m = {**m, "transfer": _transfer_points(rows, labels=labels, m=m, frontend=config.frontend, clip=clip,
                                                domain=domain, seed=seed)}
-    pick = transfer_choice(m["n_train"], points=m["transfer"], domain=domain)
+    pick = (transfer_choice(m["n_train"], points=m["transfer"], domain=domain) if transfer else
+            Choice("pretrained", None, "transfer=False", "from scratch, as asked (with the recipe's augmentation)"))
     if pick.value is not None:
         keep = {"frontend.sr", "clip_seconds", "window_hop", "balanced"}
         choices = [c for c in choices if c.setting in keep] + [pick]
@@ -317,7 +325,7 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
                              balanced=balanced, patience=None, seed=seed).replace(**PROBE_OVERRIDES)
     else:
         choices.append(pick)
-    return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir))
+    return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir), transfer=transfer)
 
 
 def _transfer_points(rows, *, labels, m: dict, frontend, clip: float, domain: str | None, seed: int) -> list[dict]:
