@@ -255,7 +255,6 @@ def test_expect_report_and_trained_run_share_the_front_end(tmp_path):
 
 def test_budget_caps_the_steps_from_timed_steps(tmp_path):
     from roomtone.cli.train import parse_seconds
-
     from roomtone.recipe.budget import DEFAULT_BUDGET_S
 
     assert [parse_seconds(t) for t in ("300", "300s", "5m", "1.5h", "none", None)] == [300.0, 300.0, 300.0, 5400.0,

@@ -310,12 +310,13 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
                           f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
                           "; no early stopping (the best validation epoch is kept)"))
+    n_fit = sum((r.split or "train") == "train" for r in rows)  # what the model learns from (valid rows only select)
     if not transfer:
         m = {**m, "transfer": []}
     elif "transfer" not in m:
-        m = {**m, "transfer": _transfer_points(rows, labels=labels, m=m, frontend=config.frontend, clip=clip,
+        m = {**m, "transfer": _transfer_points(rows, labels=labels, n_fit=n_fit, frontend=config.frontend, clip=clip,
                                                domain=domain, seed=seed)}
-    pick = (transfer_choice(m["n_train"], points=m["transfer"], domain=domain) if transfer else
+    pick = (transfer_choice(n_fit, points=m["transfer"], domain=domain) if transfer else
             Choice("pretrained", None, "transfer=False", "from scratch, as asked (with the recipe's augmentation)"))
     if pick.value is not None:
         keep = {"frontend.sr", "clip_seconds", "window_hop", "balanced"}
@@ -328,11 +329,11 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir), transfer=transfer)
 
 
-def _transfer_points(rows, *, labels, m: dict, frontend, clip: float, domain: str | None, seed: int) -> list[dict]:
+def _transfer_points(rows, *, labels, n_fit: int, frontend, clip: float, domain: str | None, seed: int) -> list[dict]:
     """Transfer points of the backbones here (small data only; [] otherwise)."""
     from roomtone.recipe.transfer import candidate_backbones, transfer_points
 
-    if m["n_train"] >= SMALL_DATA:
+    if n_fit >= SMALL_DATA:
         return []
     return transfer_points(rows, labels=labels, frontend=frontend.__dict__, clip_s=clip,
                            backbones=candidate_backbones(domain), seed=seed)
@@ -341,7 +342,8 @@ def _transfer_points(rows, *, labels, m: dict, frontend, clip: float, domain: st
 def transfer_choice(n_train: int, *, points: list[dict], domain: str | None = None) -> Choice:
     """Scratch or transfer: the backbone whose probe errs least, when that is at most ``TRANSFER_ERROR_RATIO``
     of the quick baseline's errors on the same folds (``points`` from :func:`roomtone.recipe.transfer.transfer_points`;
-    small data only). ``value`` is the backbone's name, or None (train from scratch)."""
+    small data only: ``n_train`` counts the rows the model is fitted on, the ``train`` split; ``valid`` rows only
+    select the epoch). ``value`` is the backbone's name, or None (train from scratch)."""
     from roomtone.models.pretrained import CATALOG, DOMAINS
 
     if domain is not None and domain not in DOMAINS:
