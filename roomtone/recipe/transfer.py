@@ -1,8 +1,8 @@
 """The transfer point: would a pre-trained backbone beat training from scratch? Measured before any training.
 
 For each catalogue backbone whose weights are on this machine (of the user's ``domain`` when one is given),
-the frozen backbone embeds the training clips (train + valid rows, their first ``clip`` seconds, at the
-backbone's own rate), and a standardised logistic regression reads the mean-pooled embeddings. The quick
+the frozen backbone embeds the training clips (train + valid rows, at most ``PER_CLASS`` per class drawn
+with the seed; their first ``clip`` seconds, at the backbone's own rate), and a standardised logistic regression reads the mean-pooled embeddings. The quick
 baseline's log-mel summary (:mod:`roomtone.features.summary`, on the recipe's own front end) is read by the
 same classifier. Both are scored on the same grouped cross-validation folds of the training split (a group
 never straddles folds; the test split is never looked at). The probe is the transfer point; the baseline is
@@ -18,6 +18,7 @@ from roomtone.errors import RoomtoneError
 from roomtone.prepare.manifest import ManifestRow
 
 CV_FOLDS = 5  # grouped folds of the training split, the same for the probe and the baseline
+PER_CLASS = 100  # at most this many training rows per class are embedded (seeded draw): bounds the cost
 
 
 def candidate_backbones(domain: str | None = None) -> list[str]:
@@ -77,10 +78,12 @@ def transfer_points(rows: list[ManifestRow], *, labels: list[str], frontend: dic
     ``{"backbone", "probe_accuracy", "baseline_accuracy", "n", "folds"}`` (accuracies of the same grouped
     folds). ``frontend``: the recipe's log-mel settings (``sr`` included) for the baseline."""
     from roomtone.models import create_model
+    from roomtone.recipe.measure import sample_rows
 
     train = [r for r in rows if (r.split or "train") in ("train", "valid")]
     if not backbones or not train:
         return []
+    train = [train[i] for i in sample_rows(train, labels, per_class=PER_CLASS, seed=seed)]
     index = {lab: i for i, lab in enumerate(labels)}
     base_waves, kept = decode_clips(train, sr=int(frontend["sr"]), clip_s=clip_s)
     y = np.array([index[train[i].label] for i in kept], dtype=np.int64)
