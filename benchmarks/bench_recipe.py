@@ -55,7 +55,8 @@ def prepare_dataset(name: str, out: Path) -> Path | None:
 
 
 def quick_baseline(data: Path, rec) -> float:
-    """``roomtone expect``'s quick baseline on the recipe's front end, test split, one row per file."""
+    """``roomtone expect``'s quick baseline on the recipe's front end (the scratch recipe's, when the recipe
+    chose a backbone's probe), test split, one row per file."""
     import numpy as np
 
     from roomtone.expect import baselines
@@ -64,6 +65,10 @@ def quick_baseline(data: Path, rec) -> float:
     from roomtone.features.summary import feature_matrix, logmel_of
 
     p = read_prepared(data)
+    if rec.config.pretrained:
+        from roomtone.recipe import recipe
+
+        rec = recipe(data, transfer=False, measurements=rec.measurements)
     f = rec.config.frontend
     fe = make_frontend(sr=f.sr, n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax)
     waves, _ = load_waveforms(p.rows, sr=f.sr)
@@ -75,6 +80,10 @@ def quick_baseline(data: Path, rec) -> float:
 
 def summary_of(rec) -> str:
     c = rec.config
+    if c.pretrained:
+        point = next(p for p in rec.measurements["transfer"] if p["backbone"] == c.pretrained)
+        return (f"{rec.summary()} (transfer point: probe {point['probe_accuracy']:.1%} vs quick baseline "
+                f"{point['baseline_accuracy']:.1%}, grouped CV of the training split)")
     kw = c.model_kwargs
     win = f", windows every {c.window_hop:g} s" if c.window_hop else ""
     return (f"{c.frontend.sr} Hz, n_fft {c.frontend.n_fft}, hop {c.frontend.hop_length}, {c.frontend.n_mels} mels; "
@@ -87,6 +96,7 @@ def run(*, quick: bool) -> str:
 
     from roomtone.recipe import recipe
     from roomtone.recipe.budget import DEFAULT_BUDGET_S
+    from roomtone.recipe.transfer import candidate_backbones
     from roomtone.train import evaluate, fit
 
     threads = int(os.environ.get("ROOMTONE_BENCH_THREADS", "2"))
@@ -112,7 +122,9 @@ def run(*, quick: bool) -> str:
     out = ["## The recipe end to end (no settings)", "",
            "`roomtone prepare DATA P && roomtone train P --out R && roomtone evaluate R` on each dataset: the "
            "training settings are the data's recipe (`roomtone.recipe`), nothing is set by hand. Quick baseline = "
-           f"`roomtone expect`'s log-mel statistics + logistic regression on the same split. torch threads {threads}."
+           f"`roomtone expect`'s log-mel statistics + logistic regression on the same split. torch threads {threads}. "
+           f"Backbone weights in the cache (the recipe measures transfer points for them on small data): "
+           f"{', '.join(candidate_backbones()) or 'none'}."
            + (" QUICK (smoke) run." if quick else ""), "",
            "| dataset | recipe | quick baseline | CNN test accuracy | recording accuracy | training s | bar | pass |",
            "|---|---|---|---|---|---|---|---|"]
