@@ -352,3 +352,18 @@ def test_no_transfer_keeps_the_scratch_recipe(tmp_path, random_speech_embedding)
     r = recipe(data, transfer=False)
     assert r.config.pretrained is None and r.measurements["transfer"] == [] and r.config.model == "vgg"
     assert "--no-transfer" in r.train_command() and "--no-transfer" in r.with_overrides({"epochs": 2}).train_command()
+
+
+def test_expect_analyses_the_scratch_log_mel_when_the_recipe_picks_a_probe(tmp_path, random_speech_embedding,
+                                                                            monkeypatch):
+    import roomtone.recipe.rules as rules
+    from roomtone.expect.run import expect
+
+    point = {"backbone": "speech-embedding", "probe_accuracy": 0.99, "baseline_accuracy": 0.5, "n": 24, "folds": 5}
+    monkeypatch.setattr(rules, "_transfer_points", lambda *a, **kw: [point])
+    data = make_set(tmp_path / "d", sr=16000, seconds=(0.5, 0.7), per_split=(6, 2, 3))
+    res = expect(data, tmp_path / "report", simulate=None, examples_per_class=0, fractions=(0.5, 1.0))
+    assert res["recipe"].config.pretrained == "speech-embedding"
+    scratch = recipe(data, transfer=False).config.frontend
+    assert res["examples"] == [] and res["audit"]["summary"]["analysis sample rate (Hz)"] == scratch.sr
+    assert [c["model"] for c in res["transfer_curves"]] == ["speech-embedding probe"]

@@ -145,8 +145,11 @@ def expect(prepared_dir: str | os.PathLike, out_dir: str | os.PathLike, *, sr: i
     if mdl is None and all(v is None for v in (sr, n_fft, hop_length, n_mels, fmax)) and not fmin:
         from roomtone.recipe import recipe
 
-        train_recipe = recipe(prepared.path, seed=seed, budget_s=budget_s, transfer=transfer)   # the front end the recipe trains on is analysed here
+        # the front end the recipe trains on is analysed here; for a backbone's probe, the scratch recipe's log-mel
+        train_recipe = recipe(prepared.path, seed=seed, budget_s=budget_s, transfer=transfer)
         f = train_recipe.config.frontend
+        if train_recipe.config.pretrained:
+            f = recipe(prepared.path, seed=seed, transfer=False, measurements=train_recipe.measurements).config.frontend
         sr, n_fft, hop_length, n_mels, fmin, fmax = f.sr, f.n_fft, f.hop_length, f.n_mels, f.fmin, f.fmax
     sr = int(sr or prepared.sr or native_sr(prepared.rows))
     fe = make_frontend(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmin=fmin, fmax=fmax, model=mdl)

@@ -30,6 +30,7 @@ The rules are written once here, each with the constant it uses; none is tuned t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -219,8 +220,8 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
 
     Args:
         budget_s: training time budget in seconds. None (default): the step count depends on the data only, so
-            the same data gives the same recipe on any machine; else it is also capped from a few timed steps of
-            the chosen model on this machine.
+            the same data gives the same recipe on any machine holding the same backbone weights (they decide
+            the transfer points); else it is also capped from a few timed steps of the chosen model here.
         domain: ``"speech"``, ``"sound effects"`` or ``"general audio"`` (optional): only that domain's
             backbones get transfer points (default: every backbone whose weights are here).
         transfer: False = always from scratch (no transfer points). A probe trains on embeddings of the clean
@@ -339,7 +340,7 @@ def _transfer_points(rows, *, labels, n_fit: int, frontend, clip: float, domain:
 
     if n_fit >= SMALL_DATA:
         return []
-    return transfer_points(rows, labels=labels, frontend=frontend.__dict__, clip_s=clip,
+    return transfer_points(rows, labels=labels, frontend=dataclasses.asdict(frontend), clip_s=clip,
                            backbones=candidate_backbones(domain), seed=seed)
 
 
