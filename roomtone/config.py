@@ -106,6 +106,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0          # cosine only (onecycle warms up for pct_start)
     label_smoothing: float = 0.05
     mixup: float = 0.0                  # Beta(alpha, alpha) alpha; 0 = off
+    ema: float = 0.0                    # decay per step of an exponential moving average of the weights (validated
+                                        # and saved instead of the raw weights); 0 = off
     balanced: bool = False              # class-balanced sampling
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -154,6 +156,8 @@ class TrainConfig:
             raise ParameterError(f"schedule={self.schedule!r} must be 'onecycle', 'cosine' or 'constant'")
         if not 0 <= self.label_smoothing < 1:
             raise ParameterError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if not 0 <= self.ema < 1:
+            raise ParameterError(f"ema={self.ema!r} must be in [0, 1) (a decay per optimizer step; 0 = off)")
         if self.mixup < 0:
             raise ParameterError(f"mixup={self.mixup!r} must be >= 0 (0 = off)")
         if self.monitor not in ("valid_accuracy", "valid_macro_f1", "valid_loss"):

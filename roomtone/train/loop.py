@@ -223,16 +223,23 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
     optimizer = torch.optim.AdamW(plan.param_groups, lr=config.lr)
     scheduler = _scheduler(optimizer, config, total_steps, steps_per_epoch)
     autocast, scaler = _amp(config, device)
+    ema = None
+    if config.ema:  # scratch only (check_config): validated and saved instead of the raw weights
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": -1,
              "bad_epochs": 0, "accum": [0.0, 0.0, 0.0], "train_seconds": 0.0, "stopped_early": False}
     if resume and last_path.exists():
         ck = load_checkpoint(last_path, map_location=device)
-        if "net" in ck:  # the trained module's own state (probe: the classifier; both: not folded)
+        if "net" in ck:  # the trained module's own state (probe: the classifier; not folded; not averaged)
             plan.net.load_state_dict(ck["net"])
         else:
             model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
         state.update(ck["state"])
@@ -255,8 +262,10 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
             ck = {"model": plan.saved_state(), "optimizer": optimizer.state_dict(),
                   "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                   "state": dict(state), "labels": labels, "version": 1}
-            if plan.net is not model or plan.folds:
-                ck["net"] = plan.net.state_dict()
+            if plan.net is not model or plan.folds or ema is not None:
+                ck["net"] = plan.net.state_dict()  # what training continues from
+            if ema is not None:  # the saved model is the average; the raw weights are "net"
+                ck["model"], ck["ema"] = ema.module.state_dict(), ema.state_dict()
             atomic_save(ck, last_path)
 
     last_record: dict = {}
@@ -303,6 +312,8 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                         optimizer.step()
                 if meter is not None:
                     meter.stop()
+                if ema is not None:
+                    ema.update_parameters(model)
                 scheduler.step()
                 n = y.shape[0]
                 state["accum"][0] += float(loss.detach()) * n
@@ -325,14 +336,16 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                       "train_loss": loss_sum / max(count, 1), "train_accuracy": correct / max(count, 1),
                       "lr": optimizer.param_groups[0]["lr"]}
             if valid_ds is not None:
-                record.update(_validate(plan.net, valid_ds, batch_size=2 * config.batch_size, device=device,
+                record.update(_validate(plan.net if ema is None else ema.module, valid_ds,
+                                        batch_size=2 * config.batch_size, device=device,
                                         labels=labels, info=info, collate_fn=plan.collate))
             monitor = config.monitor if config.monitor in record else "train_loss"
             value = record[monitor]
             if _improved(value, state["best"], monitor if monitor != "train_loss" else "valid_loss"):
                 state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
                 if info.is_main:
-                    atomic_save({"model": plan.saved_state(), "epoch": epoch + 1, "metrics": record,
+                    saved = plan.saved_state() if ema is None else ema.module.state_dict()
+                    atomic_save({"model": saved, "epoch": epoch + 1, "metrics": record,
                                  "labels": labels, "version": 1}, best_path)
             else:
                 state["bad_epochs"] += 1

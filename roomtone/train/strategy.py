@@ -65,6 +65,9 @@ def check_config(config: TrainConfig, *, world_size: int = 1) -> None:
     from roomtone.train.augment import make_spec_augment
 
     name = config.pretrained
+    if name is not None and config.ema:
+        raise ParameterError(f"ema={config.ema!r} averages the weights of a model trained from scratch; with "
+                             f"pretrained={name!r} set ema=0")
     if name is None:
         if config.unfreeze_schedule is not None or config.backbone_lr_scale != TrainConfig.backbone_lr_scale:
             raise ParameterError(f"unfreeze_schedule={config.unfreeze_schedule!r} / backbone_lr_scale="
