@@ -367,3 +367,14 @@ def test_expect_analyses_the_scratch_log_mel_when_the_recipe_picks_a_probe(tmp_p
     scratch = recipe(data, transfer=False).config.frontend
     assert res["examples"] == [] and res["audit"]["summary"]["analysis sample rate (Hz)"] == scratch.sr
     assert [c["model"] for c in res["transfer_curves"]] == ["speech-embedding probe"]
+
+
+def test_small_data_counts_the_rows_the_model_is_fitted_on(tmp_path, monkeypatch):
+    import roomtone.recipe.rules as rules
+
+    seen = {}
+    monkeypatch.setattr(rules, "_transfer_points", lambda *a, n_fit, **kw: seen.setdefault("n_fit", n_fit) and [])
+    data = make_set(tmp_path / "d", sr=8000, seconds=(0.4, 0.6), per_split=(4, 2, 2))
+    r = recipe(data)
+    assert seen["n_fit"] == 3 * 4  # the train split only: valid rows select the epoch, test rows are never seen
+    assert r.measurements["n_train"] == 3 * (4 + 2)
