@@ -373,7 +373,12 @@ def test_small_data_counts_the_rows_the_model_is_fitted_on(tmp_path, monkeypatch
     import roomtone.recipe.rules as rules
 
     seen = {}
-    monkeypatch.setattr(rules, "_transfer_points", lambda *a, n_fit, **kw: seen.setdefault("n_fit", n_fit) and [])
+
+    def no_points(*args, n_fit, **kw):
+        seen["n_fit"] = n_fit
+        return []
+
+    monkeypatch.setattr(rules, "_transfer_points", no_points)
     data = make_set(tmp_path / "d", sr=8000, seconds=(0.4, 0.6), per_split=(4, 2, 2))
     r = recipe(data)
     assert seen["n_fit"] == 3 * 4  # the train split only: valid rows select the epoch, test rows are never seen

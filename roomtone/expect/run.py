@@ -87,9 +87,11 @@ def transfer_curves(prepared, train_recipe, *, ok: np.ndarray, train: np.ndarray
     for point in train_recipe.measurements.get("transfer") or []:
         model = create_model(point["backbone"], pretrained=True, num_classes=len(prepared.labels))
         waves, kept = decode_clips(prepared.rows, sr=int(model.sr), clip_s=clip)
-        emb = np.zeros((len(prepared.rows), 0 if not waves else embed(model, waves[:1]).shape[1]), dtype=np.float32)
-        if waves:
-            emb[kept] = embed(model, waves)
+        if not waves:
+            continue
+        clips = embed(model, waves)
+        emb = np.zeros((len(prepared.rows), clips.shape[1]), dtype=np.float32)
+        emb[kept] = clips
         readable = np.zeros(len(prepared.rows), dtype=bool)
         readable[kept] = True
         tr, te = train[readable[train] & ok[train]], test[readable[test] & ok[test]]

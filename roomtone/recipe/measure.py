@@ -139,7 +139,8 @@ def measure(rows: list[ManifestRow], *, labels: list[str], sr: int, seed: int = 
     counts = Counter(r.label for r in train)
     sizes = [counts.get(lab, 0) for lab in labels]
     idx = sample_rows(rows, labels, per_class=per_class, seed=seed)
-    waves, kept = _decode(rows, idx, sr=sr, progress=progress)
+    waves, kept = decode_rows([rows[i] for i in idx], sr=sr, seconds=SAMPLE_SECONDS)
+    kept = [idx[j] for j in kept]
     index = {lab: i for i, lab in enumerate(labels)}
     y = np.array([index[rows[i].label] for i in kept], dtype=np.int64)
     bands = class_bands(waves, y, labels=labels, sr=sr)
@@ -160,14 +161,14 @@ def measure(rows: list[ManifestRow], *, labels: list[str], sr: int, seed: int = 
     }
 
 
-def _decode(rows: list[ManifestRow], idx: list[int], *, sr: int, progress: bool) -> tuple[list[np.ndarray], list[int]]:
-    """Decode rows ``idx`` at ``sr`` (first ``SAMPLE_SECONDS`` of each); unreadable rows are left out."""
+def decode_rows(rows: list[ManifestRow], *, sr: int, seconds: float) -> tuple[list[np.ndarray], list[int]]:
+    """The first ``seconds`` of each row (its segment) at ``sr`` as float64: ``(waves, indices of the rows kept)``;
+    unreadable rows are left out."""
     from roomtone.audio import load
 
     waves, kept = [], []
-    for i in idx:
-        r = rows[i]
-        dur = SAMPLE_SECONDS if r.end is None else min(SAMPLE_SECONDS, r.end - (r.start or 0.0))
+    for i, r in enumerate(rows):
+        dur = seconds if r.end is None else min(seconds, r.end - (r.start or 0.0))
         try:
             x, _ = load(r.path, sr=sr, offset=r.start or 0.0, duration=dur)
         except RoomtoneError:

@@ -298,6 +298,21 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
                   "fmin": fmin, "fmax": fmax},
         clip_seconds=clip, window_hop=hop, batch_size=BATCH_SIZE, balanced=balanced, patience=None,
         augment={"condition": condition}, seed=seed)
+    n_fit = sum((r.split or "train") == "train" for r in rows)  # what the model learns from (valid rows only select)
+    if not transfer:
+        m = {**m, "transfer": []}
+    elif "transfer" not in m:
+        m = {**m, "transfer": _transfer_points(rows, labels=labels, n_fit=n_fit, frontend=config.frontend, clip=clip,
+                                               domain=domain, seed=seed)}
+    pick = (transfer_choice(n_fit, points=m["transfer"], domain=domain) if transfer else
+            Choice("pretrained", None, "transfer=False", "from scratch, as asked (with the recipe's augmentation)"))
+    if pick.value is not None:  # a backbone's probe: the VGG's layout and step budget do not apply
+        keep = {"frontend.sr", "clip_seconds", "window_hop", "balanced"}
+        config = TrainConfig(pretrained=pick.value, mode="probe", clip_seconds=clip, window_hop=hop,
+                             batch_size=PROBE_BATCH_SIZE, lr=PROBE_LR, epochs=PROBE_EPOCHS, label_smoothing=0.0,
+                             balanced=balanced, patience=None, seed=seed).replace(**PROBE_OVERRIDES)
+        return Recipe(config=config, choices=[c for c in choices if c.setting in keep] + [pick], measurements=m,
+                      prepared_dir=str(prepared_dir), transfer=transfer)
     steps = steps_for(n_train)
     why_steps = f"{STEPS_PER_SQRT_EXAMPLE} x sqrt({n_train} training examples)"
     if budget_s is not None:
@@ -315,22 +330,7 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
                           f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
                           "; no early stopping (the best validation epoch is kept)"))
-    n_fit = sum((r.split or "train") == "train" for r in rows)  # what the model learns from (valid rows only select)
-    if not transfer:
-        m = {**m, "transfer": []}
-    elif "transfer" not in m:
-        m = {**m, "transfer": _transfer_points(rows, labels=labels, n_fit=n_fit, frontend=config.frontend, clip=clip,
-                                               domain=domain, seed=seed)}
-    pick = (transfer_choice(n_fit, points=m["transfer"], domain=domain) if transfer else
-            Choice("pretrained", None, "transfer=False", "from scratch, as asked (with the recipe's augmentation)"))
-    if pick.value is not None:
-        keep = {"frontend.sr", "clip_seconds", "window_hop", "balanced"}
-        choices = [c for c in choices if c.setting in keep] + [pick]
-        config = TrainConfig(pretrained=pick.value, mode="probe", clip_seconds=clip, window_hop=hop,
-                             batch_size=PROBE_BATCH_SIZE, lr=PROBE_LR, epochs=PROBE_EPOCHS, label_smoothing=0.0,
-                             balanced=balanced, patience=None, seed=seed).replace(**PROBE_OVERRIDES)
-    else:
-        choices.append(pick)
+    choices.append(pick)
     return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir), transfer=transfer)
 
 

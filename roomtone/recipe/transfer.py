@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from roomtone.errors import RoomtoneError
 from roomtone.prepare.manifest import ManifestRow
 
 CV_FOLDS = 5  # grouped folds of the training split, the same for the probe and the baseline
@@ -29,20 +28,13 @@ def candidate_backbones(domain: str | None = None) -> list[str]:
 
 
 def decode_clips(rows: list[ManifestRow], *, sr: int, clip_s: float) -> tuple[list[np.ndarray], list[int]]:
-    """The first ``clip_s`` seconds of each row at ``sr``: ``(waves, kept indices)``; unreadable rows are left out."""
-    from roomtone.audio import load
+    """The first ``clip_s`` seconds of each row at ``sr`` as float32: ``(waves, kept indices)``; unreadable and
+    empty rows are left out."""
+    from roomtone.recipe.measure import decode_rows
 
-    waves, kept = [], []
-    for i, r in enumerate(rows):
-        dur = clip_s if r.end is None else min(clip_s, r.end - (r.start or 0.0))
-        try:
-            x, _ = load(r.path, sr=sr, offset=r.start or 0.0, duration=dur)
-        except RoomtoneError:
-            continue
-        if x.numel():
-            waves.append(x.numpy().astype(np.float32))
-            kept.append(i)
-    return waves, kept
+    waves, kept = decode_rows(rows, sr=sr, seconds=clip_s)
+    pairs = [(w.astype(np.float32), i) for w, i in zip(waves, kept, strict=True) if w.size]
+    return [w for w, _ in pairs], [i for _, i in pairs]
 
 
 @torch.no_grad()

@@ -243,17 +243,17 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
     sr = int(model.sr)
     head = model.get_classifier() if config.pretrained else None
 
-    if config.pretrained is not None and config.mode == "probe":
+    def embeddings_of(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone's cached pooled embeddings of ``split`` (computed once, by the main process)."""
         common = dict(labels=labels, model_config=model_config, sr=sr, clip=clip, cache_dir=out_dir / "embeddings",
-                      batch_size=2 * config.batch_size, device=device)
-        data = {}
-        for split in ("train", "valid"):
-            if not splits[split]:
-                continue
-            if info.is_main:
-                cached_embeddings(model, splits[split], split=split, **common)
-            barrier(info)
-            data[split] = cached_embeddings(model, splits[split], split=split, compute=False, **common)
+                      split=split, batch_size=2 * config.batch_size, device=device)
+        if info.is_main:
+            cached_embeddings(model, splits[split], **common)
+        barrier(info)
+        return cached_embeddings(model, splits[split], compute=False, **common)
+
+    if config.pretrained is not None and config.mode == "probe":
+        data = {split: embeddings_of(split) for split in ("train", "valid") if splits[split]}
         xtr, ytr = data["train"]
         mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
         for p in model.parameters():
@@ -291,12 +291,7 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
         groups = decay_groups(list(model.named_parameters()), lr=config.lr, weight_decay=config.weight_decay)
         start_epoch = lambda epoch: model.train()  # noqa: E731
     else:
-        common = dict(labels=labels, model_config=model_config, sr=sr, clip=clip, cache_dir=out_dir / "embeddings",
-                      batch_size=2 * config.batch_size, device=device)
-        if info.is_main:
-            cached_embeddings(model, splits["train"], split="train", **common)
-        barrier(info)
-        xtr = cached_embeddings(model, splits["train"], split="train", compute=False, **common)[0]
+        xtr = embeddings_of("train")[0]
         mean, std = xtr.mean(0).to(device), xtr.std(0).clamp_min(1e-6).to(device)
         head.register_forward_pre_hook(lambda module, args: ((args[0] - mean) / std, *args[1:]))
         prefix = next(n for n, m in model.named_modules() if m is head) + "."
