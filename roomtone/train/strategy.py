@@ -146,6 +146,20 @@ def fold_standardization(head: nn.Module, mean: torch.Tensor, std: torch.Tensor)
         lin.weight.copy_(w)
 
 
+def folded_state(model: nn.Module, head: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> dict:
+    """``model``'s state dict (on the CPU) with :func:`fold_standardization` applied to its classifier ``head``:
+    what a run that trained ``head`` on standardized embeddings saves."""
+    import copy
+
+    prefix = next(n for n, m in model.named_modules() if m is head) + "."
+    folded = copy.deepcopy(head).cpu()
+    folded._forward_pre_hooks.clear()
+    fold_standardization(folded, mean.cpu(), std.cpu())
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(prefix)}
+    sd.update({prefix + k: v for k, v in folded.state_dict().items()})
+    return sd
+
+
 def collate_embeddings(items):
     """``[(embedding (D,), target)] -> (x (batch, D), y (batch,), None)``: the loop's batch triple."""
     return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items]), None
@@ -260,17 +274,6 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
             p.requires_grad_(False)
         for p in head.parameters():
             p.requires_grad_(True)
-        prefix = next(n for n, m in model.named_modules() if m is head) + "."
-
-        def saved_state() -> dict:
-            import copy
-
-            folded = copy.deepcopy(head).cpu()
-            fold_standardization(folded, mean, std)
-            sd = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(prefix)}
-            sd.update({prefix + k: v for k, v in folded.state_dict().items()})
-            return sd
-
         def start_probe_epoch(epoch: int) -> None:
             model.eval()
             head.train()
@@ -282,7 +285,8 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
                     balanced_rows=splits["train"] if config.balanced else None, collate=collate_embeddings,
                     param_groups=decay_groups(list(head.named_parameters()), lr=config.lr,
                                               weight_decay=config.weight_decay),
-                    step=lambda net, x, spec_fn: net(x), saved_state=saved_state, start_epoch=start_probe_epoch,
+                    step=lambda net, x, spec_fn: net(x), saved_state=lambda: folded_state(model, head, mean, std),
+                    start_epoch=start_probe_epoch,
                     transfer=transfer)
 
     train_ds, valid_ds, balanced_rows = train_valid_datasets(config, splits, labels=labels, sr=sr, clip_seconds=clip)
@@ -294,19 +298,8 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
         xtr = embeddings_of("train")[0]
         mean, std = xtr.mean(0).to(device), xtr.std(0).clamp_min(1e-6).to(device)
         head.register_forward_pre_hook(lambda module, args: ((args[0] - mean) / std, *args[1:]))
-        prefix = next(n for n, m in model.named_modules() if m is head) + "."
         folds = True
-
-        def saved_state() -> dict:
-            import copy
-
-            folded = copy.deepcopy(head)
-            folded._forward_pre_hooks.clear()
-            fold_standardization(folded, mean, std)
-            sd = {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
-            sd.update({prefix + k: v for k, v in folded.state_dict().items()})
-            return sd
-
+        saved_state = lambda: folded_state(model, head, mean, std)  # noqa: E731
         head_ids = {id(p) for p in head.parameters()}
         backbone = [(n, p) for n, p in model.named_parameters() if id(p) not in head_ids]
         groups = (decay_groups(list(head.named_parameters()), lr=config.lr, weight_decay=config.weight_decay)
