@@ -269,6 +269,38 @@ def test_budget_caps_the_steps_from_timed_steps(tmp_path):
         recipe(data, budget_s=0)
 
 
+def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypatch):
+    import roomtone.recipe.budget as budget
+    from roomtone.recipe.rules import MIN_STEP_SHARE
+    from roomtone.train import fit
+
+    data = make_set(tmp_path / "b", sr=16000, seconds=(0.8, 1.0), per_split=(3, 1, 1))
+    full = recipe(data).config
+    steps, fe = full.max_steps, full.frontend
+
+    def seconds_per_step(cfg, *, num_classes, seed=0):  # cost ~ frames x bands x width^2, 1 s at the full size
+        f, c = cfg.frontend, cfg.model_kwargs["channels"][0] / full.model_kwargs["channels"][0]
+        return (fe.hop_length / f.hop_length) * (f.n_mels / fe.n_mels) * c * c
+
+    monkeypatch.setattr(budget, "seconds_per_step", seconds_per_step)
+    kept = recipe(data, budget_s=(MIN_STEP_SHARE + 0.1) * steps).config   # the full size runs 60 % of its steps
+    assert kept.frontend == fe and kept.max_steps == int((MIN_STEP_SHARE + 0.1) * steps)
+    r = recipe(data, budget_s=0.4 * steps)                    # full: 40 %; hop x2 (0.5 s/step): 80 % -> hop x2
+    c = r.config
+    assert c.frontend.hop_length == 2 * fe.hop_length and c.frontend.n_mels == fe.n_mels
+    assert c.model_kwargs["channels"] == full.model_kwargs["channels"][: len(c.model_kwargs["channels"])]
+    assert c.specaugment.time_width == full.specaugment.time_width // 2 and c.max_steps == int(0.8 * steps)
+    row = next(x for x in r.table() if x["setting"].startswith("frontend.hop_length, n_mels"))
+    assert row["value"].startswith("hop 20 ms, 64 mels") and "s/step" in row["measured"]
+    tiny = recipe(data, budget_s=0.01 * steps).config          # nothing fits: the lightest size, steps capped
+    assert tiny.frontend.n_mels == fe.n_mels // 2 and tiny.specaugment.freq_width == full.specaugment.freq_width // 2
+    assert tiny.model_kwargs["channels"][0] == full.model_kwargs["channels"][0] // 2
+    assert tiny.max_steps == int(0.01 * steps / (0.5 * 0.5 * 0.25))
+    fit(tiny.replace(max_steps=2, epochs=1), data_dir=data, out_dir=tmp_path / "run", progress=False)
+    trained = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
+    assert (trained["hop_length"], trained["n_mels"]) == (2 * fe.hop_length, fe.n_mels // 2)
+
+
 def test_transfer_choice_follows_the_probe_against_the_baseline():
     from roomtone.recipe.rules import SMALL_DATA, TRANSFER_ERROR_RATIO, transfer_choice
 
