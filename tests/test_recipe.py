@@ -285,16 +285,16 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     monkeypatch.setattr(budget, "seconds_per_step", seconds_per_step)
     kept = recipe(data, budget_s=(MIN_STEP_SHARE + 0.1) * steps).config   # the full size runs 60 % of its steps
     assert kept.frontend == fe and kept.max_steps == int((MIN_STEP_SHARE + 0.1) * steps)
-    r = recipe(data, budget_s=0.4 * steps)                    # full: 40 %; hop x2 (0.5 s/step): 80 % -> hop x2
+    r = recipe(data, budget_s=0.1 * steps)       # full: 10 %; channels and mels x0.5 (1/8 s/step): 80 % of the steps
     c = r.config
-    assert c.frontend.hop_length == 2 * fe.hop_length and c.frontend.n_mels == fe.n_mels
-    assert c.model_kwargs["channels"] == full.model_kwargs["channels"][: len(c.model_kwargs["channels"])]
-    assert c.specaugment.time_width == full.specaugment.time_width // 2 and c.max_steps == int(0.8 * steps)
+    assert c.frontend.hop_length == fe.hop_length and c.frontend.n_mels == fe.n_mels // 2
+    assert c.model_kwargs["channels"][0] == full.model_kwargs["channels"][0] // 2
+    assert c.specaugment.freq_width == full.specaugment.freq_width // 2 and c.max_steps == int(0.8 * steps)
     row = next(x for x in r.table() if x["setting"].startswith("frontend.hop_length, n_mels"))
-    assert row["value"].startswith("hop 20 ms, 64 mels") and "s/step" in row["measured"]
+    assert row["value"].startswith(f"hop 10 ms, {fe.n_mels // 2} mels") and "s/step" in row["measured"]
     tiny = recipe(data, budget_s=0.01 * steps).config          # nothing fits: the lightest size, steps capped
-    assert tiny.frontend.n_mels == fe.n_mels // 2 and tiny.specaugment.freq_width == full.specaugment.freq_width // 2
-    assert tiny.model_kwargs["channels"][0] == full.model_kwargs["channels"][0] // 2
+    assert tiny.frontend.hop_length == 2 * fe.hop_length and tiny.frontend.n_mels == fe.n_mels // 2
+    assert tiny.specaugment.time_width == full.specaugment.time_width // 2
     assert tiny.max_steps == int(0.01 * steps / (0.5 * 0.5 * 0.25))
     fit(tiny.replace(max_steps=2, epochs=1), data_dir=data, out_dir=tmp_path / "run", progress=False)
     trained = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
