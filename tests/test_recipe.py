@@ -105,8 +105,10 @@ def test_clip_and_windows_rules():
 
 
 def test_steps_grow_with_the_square_root_of_the_data():
-    assert steps_for(100) == 300                  # the floor
-    assert steps_for(2500) == 1500
+    from roomtone.recipe.rules import MIN_STEPS, STEPS_PER_SQRT_EXAMPLE
+
+    assert steps_for(1) == MIN_STEPS                        # the floor
+    assert steps_for(2500) == 50 * STEPS_PER_SQRT_EXAMPLE
     assert steps_for(10000) == 2 * steps_for(2500)
 
 
