@@ -255,6 +255,16 @@ def test_expect_report_and_trained_run_share_the_front_end(tmp_path):
     assert float(analysed["fmin"]) == float(trained["fmin"])
 
 
+def test_the_recipe_gives_enough_epochs_for_its_steps(tmp_path):
+    from roomtone.train.data import batches, load_splits
+
+    data = make_set(tmp_path / "e", sr=8000, seconds=(0.3, 0.4), per_split=(40, 10, 2))   # 120 train, 30 valid
+    c = recipe(data).config
+    splits, _ = load_splits(data, valid_fraction=c.valid_fraction, seed=c.seed)
+    per_epoch = len(batches(list(range(len(splits["train"]))), c.batch_size))   # 3: valid rows do not train
+    assert c.epochs * per_epoch >= c.max_steps                     # the loop reaches max_steps, not the epoch end
+
+
 def test_budget_caps_the_steps_from_timed_steps(tmp_path):
     from roomtone.cli.train import parse_seconds
     from roomtone.recipe.budget import DEFAULT_BUDGET_S

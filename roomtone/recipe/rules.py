@@ -332,8 +332,9 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
         config, steps, why_steps, size = fit_budget(config, steps=steps, budget_s=budget_s, num_classes=len(labels),
                                                     pattern_s=pattern, why_steps=why_steps)
         choices.append(size)
-    per_epoch = max(1, n_train // BATCH_SIZE)
-    epochs = max(1, math.ceil(steps / per_epoch))
+    per_epoch = fitted_batches(n_train, n_fit=n_fit, n_rows=int(m["n_train"]),
+                               has_valid=any(r.split == "valid" for r in rows), valid_fraction=config.valid_fraction)
+    epochs = max(1, math.ceil(steps / per_epoch))   # enough epochs for every step; max_steps ends the run
     config = config.replace(epochs=epochs, max_steps=steps)
     choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
                           f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
@@ -388,6 +389,14 @@ def fit_budget(config: TrainConfig, *, steps: int, budget_s: float, num_classes:
     if cap < steps:
         return cand, max(1, cap), f"{why_steps}, capped by the {budget_s:.0f} s budget at {sps:.3f} s/step", choice
     return cand, steps, f"{why_steps}; ~{steps * sps:.0f} s at {sps:.3f} s/step here (budget {budget_s:.0f} s)", choice
+
+
+def fitted_batches(n_examples: int, *, n_fit: int, n_rows: int, has_valid: bool, valid_fraction: float) -> int:
+    """A lower bound on the batches of ``BATCH_SIZE`` per epoch: ``n_examples`` (from train + valid rows) scaled to
+    the train split (``n_fit`` of ``n_rows``), less the carved validation share when the manifest has no valid rows
+    (counted twice: a carve by group can take more than its fraction)."""
+    share = n_fit / max(1, n_rows) if has_valid else 1.0 - 2.0 * valid_fraction
+    return max(1, int(n_examples * share) // BATCH_SIZE)
 
 
 def _transfer_points(rows, *, labels, n_fit: int, frontend, clip: float, domain: str | None, seed: int) -> list[dict]:
