@@ -6,8 +6,8 @@ Per dataset, three runs from scratch (``transfer=False``: the comparison is betw
 
 1. ``vgg``: ``recipe(data)``, no settings, no budget;
 2. ``recipe at 1/5``: ``recipe(data, budget_s=T / 5)`` with ``T`` the training seconds of run 1, measured in this
-   run: the recipe times a few steps here and takes the first of ``roomtone.recipe.rules.SIZES`` (coarser hop,
-   narrower channels, fewer mel bands) that runs at least ``MIN_STEP_SHARE`` of its steps in the budget;
+   run: the recipe times a few steps here and takes the first of ``roomtone.recipe.rules.SIZES`` (narrower
+   channels and fewer mel bands, then a coarser hop too) that runs at least ``MIN_STEP_SHARE`` of its steps in the budget;
 3. ``effnet_m``: run 1's config with ONE change set, the same on every dataset (:func:`effnet_changes`).
 
 Reported: test accuracy, the fit loop's training seconds, FLOPs per second of audio (forward, exact conv/linear
@@ -40,18 +40,13 @@ def effnet_changes(cfg) -> dict:
 
 
 def _train(cfg, data: Path, out: Path) -> dict:
+    from roomtone.recipe.rules import size_label
     from roomtone.train import evaluate, fit
 
     s = fit(cfg, data_dir=data, out_dir=out, progress=False)
     m = evaluate(out, split="test")
     return {"accuracy": float(m["accuracy"]), "train_s": float(s["train_seconds"]), "steps": s["global_step"],
-            "compute": s["compute"], "size": _size(cfg)}
-
-
-def _size(cfg) -> str:
-    k, fe = cfg.model_kwargs, cfg.frontend
-    return (f"{cfg.model}, hop {1000 * fe.hop_length / fe.sr:g} ms, {fe.n_mels} mels, "
-            f"{len(k['channels'])} blocks {k['channels'][0]}-{max(k['channels'])}")
+            "compute": s["compute"], "size": f"{cfg.model}, {size_label(cfg)}"}
 
 
 def run(*, quick: bool) -> str:
@@ -74,15 +69,14 @@ def run(*, quick: bool) -> str:
             if quick:
                 cfg = cfg.replace(epochs=1, max_steps=5)
             ref = _train(cfg, data, tmp / f"{key}-vgg")
-            budget = ref["train_s"] / 5
             t1 = time.perf_counter()
-            small = recipe(data, transfer=False, budget_s=budget).config
+            small = recipe(data, transfer=False, budget_s=ref["train_s"] / 5).config
             recipe_s = time.perf_counter() - t1
             if quick:
                 small = small.replace(epochs=1, max_steps=5)
             fifth = {**_train(small, data, tmp / f"{key}-fifth"), "recipe_s": recipe_s}
             eff = _train(cfg.replace(**effnet_changes(cfg)), data, tmp / f"{key}-eff")
-            results.append((name, budget, {"vgg": ref, "recipe at 1/5": fifth, EFFICIENT: eff}))
+            results.append((name, {"vgg": ref, "recipe at 1/5": fifth, EFFICIENT: eff}))
             print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
     lines = ["## Time to accuracy: the recipe's `vgg`, the recipe at 1/5 of its time, and the efficient family "
              "(`benchmarks/bench_time_to_accuracy.py`)", "",
@@ -93,7 +87,7 @@ def run(*, quick: bool) -> str:
              + (" QUICK (smoke) run: numbers mean nothing." if quick else ""), "",
              "| dataset | run | size | steps | test accuracy | training s | MFLOP per s of audio | params | "
              "achieved GFLOP/s | time outside model |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, _budget, runs in results:
+    for name, runs in results:
         for label, r in runs.items():
             c = r["compute"]
             lines.append(f"| {name} | {label} | {r['size']} | {r['steps']} | {r['accuracy']:.4f} | {r['train_s']:.0f} | "
@@ -102,7 +96,7 @@ def run(*, quick: bool) -> str:
     lines += ["", "Ratios to `vgg` and the bars (accuracy within 0.5 point, time <= 1/5, FLOPs <= 1/10):", "",
               "| dataset | run | accuracy difference (points) | training time ratio | FLOPs ratio | all bars |",
               "|---|---|---:|---:|---:|:---:|"]
-    for name, _budget, runs in results:
+    for name, runs in results:
         ref = runs["vgg"]
         for label in ("recipe at 1/5", EFFICIENT):
             r = runs[label]
@@ -113,9 +107,9 @@ def run(*, quick: bool) -> str:
             lines.append(f"| {name} | {label} | {d:+.2f} | {tr:.3f} (1/{1 / tr:.1f}) | {fr:.4f} (1/{1 / fr:.0f}) | "
                          f"{'yes' if ok else 'NO'} |")
     lines += ["", "`recipe at 1/5` took its budget as given; the recipe's own timing of its sizes took "
-              + ", ".join(f"{r['recipe at 1/5']['recipe_s']:.0f} s ({n})" for n, _b, r in results)
+              + ", ".join(f"{r['recipe at 1/5']['recipe_s']:.0f} s ({n})" for n, r in results)
               + " (not counted in training seconds)."]
-    off = next((runs for n, _b, runs in results if n.startswith("FSDD official")), None)
+    off = next((runs for n, runs in results if n.startswith("FSDD official")), None)
     if off is not None:
         best = max(off.values(), key=lambda r: (r["train_s"] <= 60, r["accuracy"]))
         ok = best["accuracy"] >= 0.995 and best["train_s"] <= 60
