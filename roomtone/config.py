@@ -113,6 +113,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patience: int | None = 4            # early stopping on validation (epochs without improvement)
     monitor: str = "valid_accuracy"     # "valid_accuracy" | "valid_macro_f1" | "valid_loss"
+    select_after: float = 0.0           # share of the run's steps before which no epoch becomes best.pt (their
+                                        # validation is still logged); 0 = every epoch may, 1 = the last epoch only
     valid_fraction: float = 0.1         # carved from train by group when the manifest has no valid rows
     seed: int = 0
     amp: str = "auto"                   # "auto" (CUDA only) | "on" | "off"
@@ -162,6 +164,8 @@ class TrainConfig:
             raise ParameterError(f"mixup={self.mixup!r} must be >= 0 (0 = off)")
         if self.monitor not in ("valid_accuracy", "valid_macro_f1", "valid_loss"):
             raise ParameterError(f"monitor={self.monitor!r} must be 'valid_accuracy', 'valid_macro_f1' or 'valid_loss'")
+        if not 0 <= self.select_after <= 1:
+            raise ParameterError(f"select_after={self.select_after!r} must be in [0, 1] (a share of the run's steps)")
         if not 0 <= self.valid_fraction < 1:
             raise ParameterError(f"valid_fraction={self.valid_fraction!r} must be in [0, 1)")
         if self.amp not in ("auto", "on", "off"):

@@ -341,13 +341,14 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                                         labels=labels, info=info, collate_fn=plan.collate))
             monitor = config.monitor if config.monitor in record else "train_loss"
             value = record[monitor]
-            if _improved(value, state["best"], monitor if monitor != "train_loss" else "valid_loss"):
+            selectable = state["global_step"] >= config.select_after * total_steps  # the last epoch always is
+            if selectable and _improved(value, state["best"], monitor if monitor != "train_loss" else "valid_loss"):
                 state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
                 if info.is_main:
                     saved = plan.saved_state() if ema is None else ema.module.state_dict()
                     atomic_save({"model": saved, "epoch": epoch + 1, "metrics": record,
                                  "labels": labels, "version": 1}, best_path)
-            else:
+            elif selectable:
                 state["bad_epochs"] += 1
             state["train_seconds"] += time.perf_counter() - t0
             record["time_s"] = round(state["train_seconds"], 3)
