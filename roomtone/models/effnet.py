@@ -29,7 +29,7 @@ from torch import nn
 
 from roomtone.errors import ParameterError
 from roomtone.models.registry import register_model
-from roomtone.models.vgg import VGG
+from roomtone.models.vgg import VGG, stage_ints
 
 
 class SeparableBlock(nn.Module):
@@ -55,13 +55,6 @@ class SeparableBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.point(torch.relu(self.bn1(self.depthwise(x)))))
         return torch.relu(x + y if self.residual else y)
-
-
-def _ints(v, n: int, what: str) -> list[int]:
-    vals = [v] * n if isinstance(v, int) and not isinstance(v, bool) else list(v)
-    if len(vals) != n or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in vals):
-        raise ParameterError(f"{what}={v!r} must be a non-negative int or one per stage ({n} stages)")
-    return vals
 
 
 def stem_kernel(stride: tuple[int, int]) -> tuple[int, int]:
@@ -95,7 +88,7 @@ class EffNet(VGG):
             raise ParameterError(f"kernel={kernel!r} must be a (k_freq, k_time) pair of odd positive ints") from None
         if kf < 1 or kt < 1 or kf % 2 == 0 or kt % 2 == 0:
             raise ParameterError(f"kernel={kernel!r} must be a (k_freq, k_time) pair of odd positive ints")
-        spec = {"depth": _ints(depth, len(channels), "depth"), "kernel": (kf, kt)}
+        spec = {"depth": stage_ints(depth, len(channels), "depth"), "kernel": (kf, kt)}
         if pool is None:
             pool = (2, 2)
         widths = [max(4, int(round(c * width))) for c in channels]

@@ -24,7 +24,7 @@ from roomtone.errors import ParameterError
 _REGISTRY: dict[str, Callable] = {}
 
 #: The modules whose import registers the built-in models.
-MODEL_MODULES = ("roomtone.models.vgg", "roomtone.models.effnet", "roomtone.models.panns", "roomtone.models.aisfx",
+MODEL_MODULES = ("roomtone.models.vgg", "roomtone.models.effnet", "roomtone.models.tcnet", "roomtone.models.panns", "roomtone.models.aisfx",
                  "roomtone.models.speech_embedding")
 
 

@@ -38,6 +38,14 @@ def _pair(v, what: str) -> tuple[int, int]:
     return f, t
 
 
+def stage_ints(v, n: int, what: str) -> list[int]:
+    """``v`` (one int for all stages, or one per stage) -> ``n`` non-negative ints."""
+    vals = [v] * n if isinstance(v, int) and not isinstance(v, bool) else list(v)
+    if len(vals) != n or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in vals):
+        raise ParameterError(f"{what}={v!r} must be a non-negative int or one per stage ({n} stages)")
+    return vals
+
+
 class ConvBlock(nn.Sequential):
     """Two 3x3 conv + BN + ReLU, then pooling of ``pool`` = (freq, time) (``(1, 1)`` = no pooling)."""
 
