@@ -1,4 +1,5 @@
-"""EffNet family: shapes and contract, ONNX parity, receptive field (analytic = measured by gradient), determinism."""
+"""EffNet family: shapes and contract, receptive field (analytic = measured by gradient), determinism (ONNX parity:
+test_model_contract)."""
 
 from __future__ import annotations
 
@@ -99,22 +100,6 @@ def test_deterministic_init_and_forward():
     torch.manual_seed(5)
     yb = b(x)
     assert torch.equal(ya, yb)
-
-
-def test_onnx_parity(tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    from roomtone.train.export import export_model
-
-    torch.manual_seed(0)
-    m = create_model("effnet_s", num_classes=4, n_fft=256, n_mels=32)
-    m.train()
-    with torch.no_grad():  # non-trivial BN statistics, as after training
-        for _ in range(3):
-            m(torch.randn(8, 8000) * 0.1)
-    rep = export_model(m.eval(), format="onnx", out=tmp_path / "e.onnx", atol=1e-4)
-    assert rep["max_abs_diff"] <= 1e-4 and len(rep["checked_lengths"]) == 4
-    assert min(rep["checked_lengths"]) < m.min_frames * 80  # shorter than the pooling needs: padded in the graph
 
 
 @pytest.mark.parametrize("family", ["vgg", "effnet"])

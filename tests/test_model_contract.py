@@ -30,6 +30,23 @@ def test_every_model_has_the_contract(name):
         assert m(x).shape == (2, 5)
 
 
+@pytest.mark.parametrize("name", ["effnet_s", "tcnet_s"])
+def test_efficient_families_export_to_onnx_with_parity(name, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from roomtone.train.export import export_model
+
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=4, n_fft=256, n_mels=32)
+    m.train()
+    with torch.no_grad():  # non-trivial BN statistics, as after training
+        for _ in range(3):
+            m(torch.randn(8, 8000) * 0.1)
+    rep = export_model(m.eval(), format="onnx", out=tmp_path / f"{name}.onnx", atol=1e-4)
+    assert rep["max_abs_diff"] <= 1e-4 and len(rep["checked_lengths"]) == 4
+    assert min(rep["checked_lengths"]) < m.min_frames * 80  # shorter than the pooling needs: padded in the graph
+
+
 def test_registry_names_are_catalogue_names_and_one_door_for_weights(tmp_path, monkeypatch):
     assert set(CATALOG) <= set(list_models())
     for name, entry in CATALOG.items():

@@ -1,5 +1,5 @@
 """TCNet family: the all-band stem equals a plain tall conv, shapes and contract, receptive field (analytic =
-measured by gradient), FLOPs against vgg, ONNX parity, errors."""
+measured by gradient), FLOPs against vgg, errors (ONNX parity: test_model_contract)."""
 
 from __future__ import annotations
 
@@ -29,19 +29,13 @@ def test_all_band_conv_is_the_tall_conv_it_stands_for():
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_waveform_in_logits_out_and_contract(head):
-    torch.manual_seed(0)
+def test_feature_map_is_one_bin_high_and_strided_in_time(head):
+    """(The contract itself is tested on every registered model in test_model_contract.)"""
     m = create_model("tcnet_s", num_classes=5, head=head, n_mels=32).eval()
-    x = torch.randn(3, 6000)
-    y = m(x)
-    assert y.shape == (3, 5) and m.sr == 8000
-    feats = m.forward_features(x)
     # 6000 / 80 + 1 = 76 frames -> stem (stride 1) -> three stride-2 stages: 38, 19, 10 frames, one bin
-    assert feats.shape == (3, 96, 1, 10)
-    torch.testing.assert_close(m.forward_head(feats), y)
-    assert m.forward_head(feats, pre_logits=True).shape == (3, m.num_features)
-    m.reset_classifier(7)
-    assert m(x).shape == (3, 7) and m.model_config["num_classes"] == 7
+    feats = m.forward_features(torch.randn(3, 6000))
+    assert feats.shape == (3, 96, 1, 10) and m.min_frames == 8
+    assert m.forward_head(feats).shape == (3, 5)
 
 
 def test_sizes_depth_width_and_short_input():
@@ -93,19 +87,3 @@ def test_receptive_field_analytic_equals_gradient(kw):
     out[0, :, 0, out.shape[3] // 2].sum().backward()
     cols = (s.grad[0, 0].abs() > 0).any(0).nonzero().flatten()
     assert int(cols[-1] - cols[0] + 1) == rf.frames
-
-
-def test_onnx_parity(tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    from roomtone.train.export import export_model
-
-    torch.manual_seed(0)
-    m = create_model("tcnet_s", num_classes=4, n_fft=256, n_mels=32)
-    m.train()
-    with torch.no_grad():  # non-trivial BN statistics, as after training
-        for _ in range(3):
-            m(torch.randn(8, 8000) * 0.1)
-    rep = export_model(m.eval(), format="onnx", out=tmp_path / "t.onnx", atol=1e-4)
-    assert rep["max_abs_diff"] <= 1e-4 and len(rep["checked_lengths"]) == 4
-    assert min(rep["checked_lengths"]) < m.min_frames * 80  # shorter than the strides need: padded in the graph
