@@ -128,7 +128,7 @@ def predict_files(run_dir_or_model, inputs, *, labels: list[str] | None = None, 
         rec: dict = {"file": str(f)}
         try:
             if not f.exists():
-                raise FileNotFoundError(f"{f}: no such file")
+                raise FileNotFoundError("no such file")  # the record names the file
             meta = audio_info(f)
             if meta.duration < min_seconds:
                 raise ValueError(f"too short: {meta.duration:.3f} s < min_seconds={min_seconds} s")
