@@ -127,7 +127,7 @@ def tcnet_s(*, num_classes: int, **kw) -> TCNet:
 
 @register_model
 def tcnet_m(*, num_classes: int, **kw) -> TCNet:
-    """Stem 48, 3 stages 48-64-96 of two blocks: 3.0 s field at hop 10 ms."""
+    """Stem 48, 3 stages 48-64-96 of two blocks: 4.0 s field at hop 10 ms."""
     kw.setdefault("channels", (48, 48, 64, 96))
     kw.setdefault("depth", 2)
     return TCNet(num_classes=num_classes, **kw)
