@@ -7,7 +7,7 @@ Per dataset, three runs from scratch (``transfer=False``: the comparison is betw
 1. ``vgg``: ``recipe(data)``, no settings, no budget;
 2. ``recipe at 1/5``: ``recipe(data, budget_s=T / 5)`` with ``T`` the training seconds of run 1, measured in this
    run: the recipe times a few steps here and takes the first of ``roomtone.recipe.rules.SIZES`` (narrower
-   channels and fewer mel bands, then a coarser hop too) that runs at least ``MIN_STEP_SHARE`` of its steps in the budget;
+   channels and fewer mel bands with one conv in the first block, then a coarser hop too) that runs at least ``MIN_STEP_SHARE`` of its steps in the budget;
 3. ``effnet_m``: run 1's config with ONE change set, the same on every dataset (:func:`effnet_changes`).
 
 Reported: test accuracy, the fit loop's training seconds, FLOPs per second of audio (forward, exact conv/linear

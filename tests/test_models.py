@@ -59,6 +59,24 @@ def test_short_input_is_padded_for_pooling():
     assert m(torch.randn(2, 200)).shape == (2, 3)  # 3 frames < 16 needed by 4 poolings
 
 
+def test_block_convs_sets_the_convs_per_block_and_their_cost():
+    from roomtone.models import receptive_field
+    from roomtone.models.compute import compute_profile
+
+    two = create_model("vgg", num_classes=3, channels=(8, 16), n_mels=32)
+    one = create_model("vgg", num_classes=3, channels=(8, 16), n_mels=32, block_convs=[1, 2])
+    n_convs = [sum(isinstance(x, torch.nn.Conv2d) for x in b.modules()) for b in one.features]
+    assert n_convs == [1, 2]
+    # the dropped conv is 8 -> 8 channels, 3x3, on the full 32 bands x 101 frames of 1 s at hop 80
+    drop = compute_profile(two)["macs_per_second"] - compute_profile(one)["macs_per_second"]
+    assert drop == 8 * 8 * 9 * 32 * 101
+    assert receptive_field(two).frames - receptive_field(one).frames == 2  # one 3x3 conv fewer at jump 1
+    keys = set(create_model("vgg", num_classes=3).state_dict())  # the layout of runs saved before block_convs
+    assert {"features.0.0.weight", "features.0.1.running_mean", "features.0.3.weight", "features.3.4.bias"} <= keys
+    with pytest.raises(ParameterError, match="block_convs=\\[0, 2\\]"):
+        create_model("vgg", num_classes=3, channels=(8, 16), block_convs=[0, 2])
+
+
 def test_freq_pool_flatten_keeps_bins():
     m = create_model("vgg_tiny", num_classes=3, n_mels=32, freq_pool="flatten").eval()
     assert m.num_features == 32 * (32 // 8)

@@ -304,6 +304,9 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     assert c.specaugment.freq_width == full.specaugment.freq_width // 2 and c.max_steps == int(0.8 * steps)
     row = next(x for x in r.table() if x["setting"].startswith("frontend.hop_length, n_mels"))
     assert row["value"].startswith(f"hop 10 ms, {fe.n_mels // 2} mels") and "s/step" in row["measured"]
+    blocks = len(c.model_kwargs["channels"])
+    assert c.model_kwargs["block_convs"] == [1] + [2] * (blocks - 1) and row["value"].endswith("one conv in block 1")
+    assert "block_convs" not in kept.model_kwargs
     tiny = recipe(data, budget_s=0.01 * steps).config          # nothing fits: the lightest size, steps capped
     assert tiny.frontend.hop_length == 2 * fe.hop_length and tiny.frontend.n_mels == fe.n_mels // 2
     assert tiny.specaugment.time_width == full.specaugment.time_width // 2
@@ -311,6 +314,7 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     fit(tiny.replace(max_steps=2, epochs=1), data_dir=data, out_dir=tmp_path / "run", progress=False)
     trained = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
     assert (trained["hop_length"], trained["n_mels"]) == (2 * fe.hop_length, fe.n_mels // 2)
+    assert trained["block_convs"][0] == 1
 
 
 def test_transfer_choice_follows_the_probe_against_the_baseline():

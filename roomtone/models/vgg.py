@@ -47,13 +47,14 @@ def stage_ints(v, n: int, what: str) -> list[int]:
 
 
 class ConvBlock(nn.Sequential):
-    """Two 3x3 conv + BN + ReLU, then pooling of ``pool`` = (freq, time) (``(1, 1)`` = no pooling)."""
+    """``convs`` (default two) 3x3 conv + BN + ReLU, then pooling of ``pool`` = (freq, time) (``(1, 1)`` = none)."""
 
-    def __init__(self, in_ch: int, out_ch: int, *, pool: tuple[int, int] = (2, 2), pool_type: str = "max"):
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
-            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
-        ]
+    def __init__(self, in_ch: int, out_ch: int, *, pool: tuple[int, int] = (2, 2), pool_type: str = "max",
+                 convs: int = 2):
+        layers: list[nn.Module] = []
+        for i in range(convs):
+            layers += [nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch),
+                       nn.ReLU(inplace=True)]
         if pool != (1, 1):
             layers.append(nn.MaxPool2d(pool) if pool_type == "max" else nn.AvgPool2d(pool))
         super().__init__(*layers)
@@ -78,14 +79,17 @@ class VGG(nn.Module):
             ``flatten`` (bins stacked into channels: keeps where in frequency a pattern sits).
         dropout: dropout before the classifier.
         in_chans: channels of the spectrogram input (1 for a single log-mel).
+        block_convs: 3x3 convs per block (one int for all, or one per block; default 2). The recipe's lighter
+            sizes use 1 in the first block: at full resolution that conv is the costliest per FLOP on a CPU.
     """
 
     def __init__(self, *, num_classes: int, sr: int = 8000, n_fft: int | None = None, hop_length: int | None = None,
                  win_length: int | None = None, n_mels: int | None = None, fmin: float = 0.0, fmax: float | None = None,
                  channels: Sequence[int] = (16, 32, 64, 128), pool=(2, 2), pool_type: str = "max",
                  head: str = "mean+max", dropout: float = 0.2, in_chans: int = 1, top_db: float | None = 80.0,
-                 freq_pool: str = "mean", norm: str = "utterance"):
+                 freq_pool: str = "mean", norm: str = "utterance", block_convs=2):
         super().__init__()
+        self.block_convs = block_convs
         d = frontend_defaults(sr=sr)
         n_fft, hop_length, n_mels = n_fft or d["n_fft"], hop_length or d["hop_length"], n_mels or d["n_mels"]
         if not channels or any(int(c) < 1 for c in channels):
@@ -129,8 +133,11 @@ class VGG(nn.Module):
         """The conv stack: one stage per entry of ``channels`` (here a VGG block), pooling ``pools[i]`` in
         stage ``i``; a subclass builds its own stage and keeps the front end, padding and heads."""
         blocks, c_in = [], in_chans
-        for c, p in zip(channels, pools, strict=True):
-            blocks.append(ConvBlock(c_in, c, pool=p, pool_type=pool_type))
+        convs = stage_ints(self.block_convs, len(channels), "block_convs")
+        if min(convs) < 1:
+            raise ParameterError(f"block_convs={self.block_convs!r} must be >= 1 per block")
+        for c, p, k in zip(channels, pools, convs, strict=True):
+            blocks.append(ConvBlock(c_in, c, pool=p, pool_type=pool_type, convs=k))
             c_in = c
         return nn.Sequential(*blocks)
 

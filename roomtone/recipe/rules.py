@@ -74,13 +74,18 @@ TRANSFER_ERROR_RATIO = 0.5  # the probe must remove at least half of the quick b
 PROBE_EPOCHS = 60
 PROBE_BATCH_SIZE = 16
 PROBE_LR = 3e-3
-# Lighter sizes tried in order when the budget binds: (hop x, channels x, n_mels x). An undertrained model loses more
-# than a smaller one. FSDD official split, 1 torch thread, all 1559 steps unless said (full size: 100 % in 531 s):
+# Lighter sizes tried in order when the budget binds: (hop x, channels x, n_mels x, convs in the first block). An
+# undertrained model loses more than a smaller one. FSDD official split, 1 torch thread, all 1559 steps unless said
+# (full size: 100 % in 531 s):
 #   full size cut to 260 steps: 93.3 % (91 s) | hop x2 alone: 94.7 % (262 s) | channels and mels x0.5: 97.7 % (138 s)
 #   | channels x0.5 alone: 93.0 % (253 s) | hop x2, channels x0.5: 97.0 % (133 s) | hop x2, channels and mels x0.5:
 #   97.7 % (85 s). Single runs: the held-out speaker (jackson, 50 of the 300 test files) makes a spread of a few points.
 # A coarser hop with the full width generalised worst to the held-out speaker, so it is not a size here.
-SIZES = ((1, 1.0, 1.0), (1, 0.5, 0.5), (2, 0.5, 0.5))
+# The lighter sizes have ONE conv in the first block: at full resolution its second conv is the costliest layer per
+# FLOP on a CPU (a one-channel-input conv whose input gradient mkldnn computes slowly). Channels and mels x0.5 with one
+# first conv: 16.8 MFLOP per second of audio (1/9.7 of the full size), FSDD official 99.7 % in 121 s, by speaker
+# 95.1 % in 101 s (the full size: 94.5 % in 449 s; both runs 1 thread, side by side).
+SIZES = ((1, 1.0, 1.0, 2), (1, 0.5, 0.5, 1), (2, 0.5, 0.5, 1))
 MIN_STEP_SHARE = 0.5      # a size is taken when it runs at least this share of the recipe's steps in the budget
 
 
@@ -353,9 +358,10 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
 
 
 def sized(config: TrainConfig, size: tuple[float, float, float], *, pattern_s: float) -> TrainConfig:
-    """``config`` at one of :data:`SIZES` ``(hop x, channels x, n_mels x)``: the VGG depth and pooling are derived
-    again for the new frames (:func:`depth_for`), SpecAugment masks keep their duration and share of the bands."""
-    hop_x, width_x, mels_x = size
+    """``config`` at one of :data:`SIZES` ``(hop x, channels x, n_mels x, first-block convs)``: the VGG depth and
+    pooling are derived again for the new frames (:func:`depth_for`), SpecAugment masks keep their duration and share
+    of the bands."""
+    hop_x, width_x, mels_x, first_convs = size
     if size == SIZES[0]:
         return config
     fe, sa = config.frontend, config.specaugment
@@ -365,13 +371,16 @@ def sized(config: TrainConfig, size: tuple[float, float, float], *, pattern_s: f
     return config.replace(**{"frontend.hop_length": hop, "frontend.n_mels": n_mels,
                              "specaugment.time_width": max(1, int(round(sa.time_width / hop_x))),
                              "specaugment.freq_width": max(1, int(round(sa.freq_width * mels_x))),
-                             "model_kwargs": {**config.model_kwargs, "channels": channels, "pool": depth["pool"]}})
+                             "model_kwargs": {**config.model_kwargs, "channels": channels, "pool": depth["pool"],
+                                              "block_convs": [first_convs] + [2] * (len(channels) - 1)}})
 
 
 def size_label(config: TrainConfig) -> str:
-    """``hop 10 ms, 64 mels, 4 blocks 16-128`` of a VGG config."""
+    """``hop 10 ms, 64 mels, 4 blocks 16-128`` of a VGG config (``, one conv in block 1`` where it has one)."""
     c, fe = config.model_kwargs["channels"], config.frontend
-    return f"hop {1000 * fe.hop_length / fe.sr:g} ms, {fe.n_mels} mels, {len(c)} blocks {c[0]}-{max(c)}"
+    one = (config.model_kwargs.get("block_convs") or [2])[0] == 1
+    return (f"hop {1000 * fe.hop_length / fe.sr:g} ms, {fe.n_mels} mels, {len(c)} blocks {c[0]}-{max(c)}"
+            + (", one conv in block 1" if one else ""))
 
 
 def fit_budget(config: TrainConfig, *, steps: int, budget_s: float, num_classes: int, pattern_s: float,
