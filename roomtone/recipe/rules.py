@@ -19,7 +19,8 @@ The rules are written once here, each with the constant it uses; none is tuned t
 * budget: ``STEPS_PER_SQRT_EXAMPLE * sqrt(n_train)`` optimizer steps of ``BATCH_SIZE`` (small sets see many
   epochs, large ones few). With ``budget_s``, a few steps are timed on this machine; when the model would run
   less than ``MIN_STEP_SHARE`` of its steps in the budget, the recipe takes the first lighter size of ``SIZES``
-  that does (narrower channels and fewer mel bands, then a coarser hop too), then caps the steps to the budget;
+  that does (narrower channels and fewer mel bands with one conv in the first block, then a coarser hop too),
+  then caps the steps to the budget;
 * balanced sampling above ``IMBALANCE_FROM`` (largest / smallest class);
 * augmentation: a simulated microphone always (deployment means another microphone); noise too when the
   recordings are studio-clean (quiet-to-loud range >= ``CLEAN_RANGE_DB``);
@@ -357,7 +358,7 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir), transfer=transfer)
 
 
-def sized(config: TrainConfig, size: tuple[float, float, float], *, pattern_s: float) -> TrainConfig:
+def sized(config: TrainConfig, size: tuple[float, float, float, int], *, pattern_s: float) -> TrainConfig:
     """``config`` at one of :data:`SIZES` ``(hop x, channels x, n_mels x, first-block convs)``: the VGG depth and
     pooling are derived again for the new frames (:func:`depth_for`), SpecAugment masks keep their duration and share
     of the bands."""
