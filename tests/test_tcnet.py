@@ -52,11 +52,10 @@ def test_sizes_depth_width_and_short_input():
 
 def test_a_tenth_of_vgg_flops():
     vgg = compute_profile(create_model("vgg", num_classes=10))["flops_per_second"]
-    tc = compute_profile(create_model("tcnet_s", num_classes=10))["flops_per_second"]
-    assert tc <= vgg / 10
+    tc = compute_profile(create_model("tcnet_s", num_classes=10))
+    assert tc["flops_per_second"] <= vgg / 10
     # exact count of the stem: 64 bands x 3 frames x 48 channels per frame (101 frames in 1 s at hop 80)
-    by_layer = compute_profile(create_model("tcnet_s", num_classes=10))["by_layer"]
-    assert by_layer["features.0.0"] == 64 * 3 * 48 * 101
+    assert tc["by_layer"]["features.0.0"] == 64 * 3 * 48 * 101
 
 
 def test_errors_name_the_value():
@@ -68,6 +67,8 @@ def test_errors_name_the_value():
         create_model("tcnet_s", num_classes=3, width=0)
     with pytest.raises(ParameterError, match="strides time only"):
         create_model("tcnet_s", num_classes=3, pool=(2, 2))
+    with pytest.raises(ParameterError, match="TCNet builds its own stages"):
+        create_model("tcnet_s", num_classes=3, block_convs=1)
 
 
 @pytest.mark.parametrize("kw", [{}, {"kernel": 5, "depth": 2}, {"pool": [(1, 1), (1, 3), (1, 1), (1, 2)]}])

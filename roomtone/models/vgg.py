@@ -117,6 +117,9 @@ class VGG(nn.Module):
             raise ParameterError(f"norm={norm!r} must be 'batch' or 'utterance'")
         self.norm = norm
         self.bn0 = nn.BatchNorm1d(n_mels)
+        if block_convs != 2 and type(self).make_features is not VGG.make_features:
+            raise ParameterError(f"block_convs={block_convs!r} sets the convs of VGG blocks; {type(self).__name__} "
+                                 "builds its own stages")
         self.features = self.make_features(in_chans, [int(c) for c in channels], pools, pool_type=pool_type)
         c_in = int(channels[-1])
         if freq_pool not in ("mean", "max", "flatten"):
