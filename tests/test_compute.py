@@ -73,3 +73,42 @@ def test_fit_reports_compute_in_run_json(tmp_path):
     assert c["params"] == count_parameters(model) and c["steps"] == s["global_step"]
     assert 0 < c["model_seconds"] < s["train_seconds"] and 0 < c["outside_model_share"] < 1
     assert c["achieved_gflops"] > 0
+
+
+def test_training_layout_is_channels_last_with_the_same_numbers():
+    from roomtone.models.compute import to_training_layout
+
+    torch.manual_seed(0)
+    plain = create_model("vgg_tiny", num_classes=4, n_mels=32).eval()
+    fast = create_model("vgg_tiny", num_classes=4, n_mels=32).eval()
+    fast.load_state_dict(plain.state_dict())
+    assert to_training_layout(fast) is fast
+    convs = [m for m in fast.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert not convs[1].weight.is_contiguous()  # a 3x3 conv with > 1 input channel really changed layout
+    x = torch.randn(2, 8000)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)  # float summation order only
+    back = create_model("vgg_tiny", num_classes=4, n_mels=32)
+    back.load_state_dict(fast.state_dict())  # a checkpoint of the training layout loads into a fresh model
+    for k, v in back.state_dict().items():
+        assert torch.equal(v, plain.state_dict()[k]), k
+
+
+def test_the_training_plan_trains_in_the_training_layout(tmp_path):
+    from roomtone.config import TrainConfig
+    from roomtone.models.compute import TRAINING_MEMORY_FORMAT
+    from roomtone.prepare.datasets.synthetic import synthetic_events
+    from roomtone.prepare.pipeline import prepare
+    from roomtone.train.data import load_splits
+    from roomtone.train.distributed import DistInfo
+    from roomtone.train.strategy import make_plan
+
+    data = prepare(synthetic_events(tmp_path / "wav", seed=0, n_per_class=4, n_sessions=4), tmp_path / "p",
+                   valid=0.25, test=0.25, seed=0, html=False)
+    splits, meta = load_splits(data)
+    labels = sorted({r.label for r in splits["train"]})
+    plan = make_plan(TrainConfig(model="vgg_tiny"), splits, meta, labels=labels, out_dir=tmp_path / "run",
+                     device=torch.device("cpu"), info=DistInfo())
+    w = next(m.weight for m in plan.model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1)
+    assert w.is_contiguous(memory_format=TRAINING_MEMORY_FORMAT)

@@ -24,10 +24,11 @@ def seconds_per_step(config: TrainConfig, *, num_classes: int, seed: int = 0) ->
     """Wall seconds of one training step of ``config``'s model (batch ``config.batch_size`` x
     ``config.clip_seconds``, 1 s if None) on this machine, times ``OVERHEAD``."""
     from roomtone.models import create_model
-    from roomtone.models.compute import step_seconds
+    from roomtone.models.compute import step_seconds, to_training_layout
 
     frontend = dataclasses.asdict(config.frontend.resolved())   # the recipe always sets frontend.sr
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = create_model(config.model, num_classes=num_classes, **frontend, **(config.model_kwargs or {}))
+    to_training_layout(model)
     return OVERHEAD * step_seconds(model, batch_size=config.batch_size, seconds=config.clip_seconds or 1.0)

@@ -234,6 +234,7 @@ def _seeded(config: TrainConfig, build: Callable[[], nn.Module]) -> nn.Module:
 def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str], out_dir: Path, device,
               info) -> Plan:
     """The :class:`Plan` of ``config`` (scratch when ``pretrained`` is None, else ``config.mode``)."""
+    from roomtone.models.compute import to_training_layout
     from roomtone.prepare.dataset import collate_padded
     from roomtone.train.data import data_sr, train_valid_datasets
     from roomtone.train.distributed import barrier
@@ -243,14 +244,15 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
     clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
     if config.pretrained is None:
         model_config = model_config_of(config, num_classes=len(labels), sr=data_sr(splits, meta))
-        model = _seeded(config, lambda: build_model(model_config)).to(device)
+        model = to_training_layout(_seeded(config, lambda: build_model(model_config)).to(device))
         transfer = None
     else:
         from roomtone.models.pretrained import CATALOG
 
         name, entry = config.pretrained, CATALOG[config.pretrained]
         model_config = {"name": name, "num_classes": len(labels), **(config.model_kwargs or {})}
-        model = _seeded(config, lambda: build_model({**model_config, "pretrained": True})).to(device)
+        model = to_training_layout(_seeded(config, lambda: build_model({**model_config, "pretrained": True}))
+                                   .to(device))
         transfer = {"pretrained": name, "mode": config.mode, "sr": int(model.sr), "credit": entry.credit,
                     "licence": entry.licence,
                     "bandwidth_warning": check_bandwidth(model, splits["train"], meta, name=name)}
