@@ -281,6 +281,28 @@ def test_budget_caps_the_steps_from_timed_steps(tmp_path):
         recipe(data, budget_s=0)
 
 
+def test_budget_times_the_data_path_on_the_users_files(tmp_path):
+    from roomtone.recipe.budget import StepCost, data_seconds, step_cost
+
+    cost = StepCost(model_s=0.02, data_s=0.01, valid_s=0.005, once_s=3.0)
+    assert cost.per_step == pytest.approx(0.035) and cost.seconds(100) == pytest.approx(6.5)
+    assert cost.steps_in(6.5 + 1e-9) == 100 and cost.steps_in(2.0) == 0  # the first decode alone fills 2 s
+    data = make_set(tmp_path / "d", sr=8000, seconds=(0.4, 0.6), per_split=(5, 2, 1))
+    cfg = recipe(data).config
+    d = data_seconds(cfg, data, examples=4)
+    assert (d.n_train, d.n_valid, d.timed) == (15, 6, 4)  # 5 per class x 3 classes; timed 4 of them
+    assert d.per_example_s > 0 and d.first_decode_s >= 0
+    assert data_seconds(cfg.replace(cache_audio=False), data, examples=4).first_decode_s == 0.0  # decoded each time
+    c = step_cost(cfg, d, num_classes=3)
+    assert c.data_s == pytest.approx(cfg.batch_size * d.per_example_s)
+    assert c.valid_s == pytest.approx(c.model_s * 6 / 15 / 3)  # forward only, on 6 valid per 15 train examples
+    assert c.once_s == pytest.approx(d.first_decode_s * 21)
+    tight = recipe(data, budget_s=1.0)
+    assert tight.predicted_seconds > 0
+    assert tight.predicted_seconds <= 1.0 or tight.config.max_steps == 1  # capped to fit (one step at least)
+    assert recipe(data).predicted_seconds is None and tight.to_dict()["predicted_seconds"] == tight.predicted_seconds
+
+
 def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypatch):
     import roomtone.recipe.budget as budget
     from roomtone.recipe.rules import MIN_STEP_SHARE
@@ -290,11 +312,12 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     full = recipe(data).config
     steps, fe = full.max_steps, full.frontend
 
-    def seconds_per_step(cfg, *, num_classes, seed=0):  # cost ~ frames x bands x width^2, 1 s at the full size
+    def step_cost(cfg, data, *, num_classes, seed=0):  # cost ~ frames x bands x width^2, 1 s at the full size
         f, c = cfg.frontend, cfg.model_kwargs["channels"][0] / full.model_kwargs["channels"][0]
-        return (fe.hop_length / f.hop_length) * (f.n_mels / fe.n_mels) * c * c
+        return budget.StepCost(model_s=(fe.hop_length / f.hop_length) * (f.n_mels / fe.n_mels) * c * c,
+                               data_s=0.0, valid_s=0.0, once_s=0.0)
 
-    monkeypatch.setattr(budget, "seconds_per_step", seconds_per_step)
+    monkeypatch.setattr(budget, "step_cost", step_cost)
     kept = recipe(data, budget_s=(MIN_STEP_SHARE + 0.1) * steps).config   # the full size runs 60 % of its steps
     assert kept.frontend == fe and kept.max_steps == int((MIN_STEP_SHARE + 0.1) * steps)
     r = recipe(data, budget_s=0.1 * steps)       # full: 10 %; channels and mels x0.5 (1/8 s/step): 80 % of the steps

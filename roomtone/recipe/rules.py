@@ -17,9 +17,9 @@ The rules are written once here, each with the constant it uses; none is tuned t
 * depth: VGG blocks (at least ``MIN_BLOCKS``) until the receptive field covers the measured pattern length;
   head: ``max`` for sparse events, ``mean+max`` in between, ``mean`` for dense textures (median over classes);
 * budget: ``STEPS_PER_SQRT_EXAMPLE * sqrt(n_train)`` optimizer steps of ``BATCH_SIZE`` (small sets see many
-  epochs, large ones few). With ``budget_s``, a few steps are timed on this machine; when the model would run
-  less than ``MIN_STEP_SHARE`` of its steps in the budget, the recipe takes the first lighter size of ``SIZES``
-  that does (narrower channels and fewer mel bands with one conv in the first block, then a coarser hop too),
+  epochs, large ones few). With ``budget_s``, a few steps and the data path (on the user's files) are timed on
+  this machine; when the model would run less than ``MIN_STEP_SHARE`` of its steps in the budget, the recipe
+  takes the first lighter size of ``SIZES`` that does (narrower channels and fewer mel bands with one conv in the first block, then a coarser hop too),
   then caps the steps to the budget;
 * balanced sampling above ``IMBALANCE_FROM`` (largest / smallest class);
 * augmentation: a simulated microphone always (deployment means another microphone); noise too when the
@@ -113,6 +113,7 @@ class Recipe:
     prepared_dir: str = ""
     overrides: dict = field(default_factory=dict)
     transfer: bool = True  # recipe(transfer=...): whether a pre-trained backbone could be chosen
+    predicted_seconds: float | None = None  # training seconds the budget's timing predicts (None: no budget)
 
     def table(self) -> list[dict]:
         """Rows ``{"setting", "value", "measured", "reason"}`` (overrides marked as such)."""
@@ -127,7 +128,7 @@ class Recipe:
             return self
         return Recipe(config=self.config.replace(**overrides), choices=list(self.choices),
                       measurements=self.measurements, prepared_dir=self.prepared_dir,
-                      overrides={**self.overrides, **overrides}, transfer=self.transfer)
+                      overrides={**self.overrides, **overrides}, transfer=self.transfer)  # no prediction: changed
 
     def summary(self) -> str:
         """One line: rate, clip, and the model (VGG depth, head and steps, or the backbone probe)."""
@@ -148,7 +149,8 @@ class Recipe:
     def to_dict(self) -> dict:
         m = {k: v for k, v in self.measurements.items() if k != "train_durations"}
         return {"prepared_dir": self.prepared_dir, "config": self.config.to_dict(), "choices": self.table(),
-                "overrides": dict(self.overrides), "measurements": _plain(m)}
+                "overrides": dict(self.overrides), "predicted_seconds": self.predicted_seconds,
+                "measurements": _plain(m)}
 
     def to_yaml(self, path: str | os.PathLike) -> Path:
         """Write ``recipe.yaml`` (config + choices + measurements) atomically; returns the path."""
@@ -342,9 +344,11 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
                       prepared_dir=str(prepared_dir), transfer=transfer)
     steps = steps_for(n_train)
     why_steps = f"{STEPS_PER_SQRT_EXAMPLE} x sqrt({n_train} training examples)"
+    predicted = None
     if budget_s is not None:
-        config, steps, why_steps, size = fit_budget(config, steps=steps, budget_s=budget_s, num_classes=len(labels),
-                                                    pattern_s=pattern, why_steps=why_steps)
+        config, steps, why_steps, size, predicted = fit_budget(config, steps=steps, budget_s=budget_s, num_classes=len(labels),
+                                                    pattern_s=pattern, why_steps=why_steps,
+                                                    prepared_dir=prepared_dir)
         choices.append(size)
     per_epoch = fitted_batches(n_train, n_fit=n_fit, n_rows=int(m["n_train"]),
                                has_valid=any(r.split == "valid" for r in rows), valid_fraction=config.valid_fraction)
@@ -355,7 +359,8 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
                           f"; no early stopping: best.pt is the best validation epoch after {SELECT_AFTER:.0%} of the "
                           "steps (earlier, high-lr epochs spike on small validation splits)"))
     choices.append(pick)
-    return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir), transfer=transfer)
+    return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir), transfer=transfer,
+                  predicted_seconds=predicted)
 
 
 def sized(config: TrainConfig, size: tuple[float, float, float, int], *, pattern_s: float) -> TrainConfig:
@@ -385,29 +390,35 @@ def size_label(config: TrainConfig) -> str:
 
 
 def fit_budget(config: TrainConfig, *, steps: int, budget_s: float, num_classes: int, pattern_s: float,
-               why_steps: str) -> tuple[TrainConfig, int, str, Choice]:
-    """``(config, steps, why_steps, size_choice)`` under ``budget_s``: the first of :data:`SIZES` whose timed step
-    (:func:`roomtone.recipe.budget.seconds_per_step`) runs >= ``MIN_STEP_SHARE`` of ``steps`` in the budget (else the
-    lightest), with the steps capped to what fits."""
-    from roomtone.recipe.budget import seconds_per_step
+               why_steps: str, prepared_dir: str | os.PathLike) -> tuple[TrainConfig, int, str, Choice, float]:
+    """``(config, steps, why_steps, size_choice, predicted_seconds)`` under ``budget_s``: the first of :data:`SIZES`
+    that runs >= ``MIN_STEP_SHARE`` of ``steps`` in the budget (else the lightest), with the steps capped to what fits.
+    A size's seconds are timed here: its model steps, and the data path on ``prepared_dir``'s own training
+    examples (:mod:`roomtone.recipe.budget`)."""
+    from roomtone.recipe import budget
 
+    data = budget.data_seconds(config, prepared_dir)
     tried = []
     for size in SIZES:
         cand = sized(config, size, pattern_s=pattern_s)
-        sps = seconds_per_step(cand, num_classes=num_classes)
-        tried.append(f"{size_label(cand)}: {sps:.3f} s/step")
-        if budget_s / sps >= MIN_STEP_SHARE * steps:
+        cost = budget.step_cost(cand, data, num_classes=num_classes)
+        tried.append(f"{size_label(cand)}: {cost.per_step:.3f} s/step")
+        fits = cost.steps_in(budget_s)
+        if fits >= MIN_STEP_SHARE * steps:
             break
     full = size == SIZES[0]
     reason = (f"the full size runs {MIN_STEP_SHARE:.0%} or more of the {steps} steps in the budget" if full else
               f"the larger sizes would run < {MIN_STEP_SHARE:.0%} of the {steps} steps in {budget_s:.0f} s: a smaller "
               f"input and model trained longer beats a larger one cut short")
     choice = Choice("frontend.hop_length, n_mels, model_kwargs.channels", size_label(cand),
-                    "; ".join(tried), reason)
-    cap = int(budget_s / sps)
-    if cap < steps:
-        return cand, max(1, cap), f"{why_steps}, capped by the {budget_s:.0f} s budget at {sps:.3f} s/step", choice
-    return cand, steps, f"{why_steps}; ~{steps * sps:.0f} s at {sps:.3f} s/step here (budget {budget_s:.0f} s)", choice
+                    "; ".join(tried) + f" (data path timed on {data.timed} of the {data.n_train} training examples)",
+                    reason)
+    if fits < steps:
+        steps = max(1, fits)
+        return (cand, steps, f"{why_steps}, capped by the {budget_s:.0f} s budget at {cost.describe()}", choice,
+                cost.seconds(steps))
+    return (cand, steps, f"{why_steps}; ~{cost.seconds(steps):.0f} s at {cost.describe()} here "
+                         f"(budget {budget_s:.0f} s)", choice, cost.seconds(steps))
 
 
 def fitted_batches(n_examples: int, *, n_fit: int, n_rows: int, has_valid: bool, valid_fraction: float) -> int:
