@@ -10,6 +10,8 @@ Per dataset, three runs from scratch (``transfer=False``: the comparison is betw
    channels and fewer mel bands with one conv in the first block, then a coarser hop too) that runs at least ``MIN_STEP_SHARE`` of its steps in the budget;
 3. ``effnet_m``: run 1's config with ONE change set, the same on every dataset (:func:`effnet_changes`).
 
+Each run is trained with ``ROOMTONE_BENCH_SEEDS`` seeds (default 2; the quick run 1) and reported as their mean.
+
 Reported: test accuracy, the fit loop's training seconds, FLOPs per second of audio (forward, exact conv/linear
 count), parameters, and the ratios to run 1. Bars (issue 15): accuracy within 0.5 point of ``vgg``, training time
 <= 1/5, FLOPs <= 1/10; FSDD official >= 99.5 % in <= 60 s of training.
@@ -49,12 +51,42 @@ def _train(cfg, data: Path, out: Path) -> dict:
             "compute": s["compute"], "size": f"{cfg.model}, {size_label(cfg)}"}
 
 
+def _mean(runs: list[dict]) -> dict:
+    """The seeds of one run folded: mean accuracy and training seconds, each seed's accuracy, the first's rest."""
+    out = dict(runs[0])
+    out["accuracy"] = sum(r["accuracy"] for r in runs) / len(runs)
+    out["train_s"] = sum(r["train_s"] for r in runs) / len(runs)
+    out["accuracies"] = [r["accuracy"] for r in runs]
+    for k in ("budget_s", "predicted_s"):
+        if k in out:
+            out[k] = sum(r[k] for r in runs) / len(runs)
+    return out
+
+
+def _seeded_runs(key: str, data: Path, tmp: Path, *, seed: int, quick: bool) -> dict:
+    """The three runs of one dataset at training seed ``seed`` (the recipe itself measures with seed 0)."""
+    from roomtone.recipe import recipe
+
+    cfg = recipe(data, transfer=False).config.replace(seed=seed)
+    if quick:
+        cfg = cfg.replace(epochs=1, max_steps=5)
+    ref = _train(cfg, data, tmp / f"{key}-vgg-{seed}")
+    t1 = time.perf_counter()
+    small_rec = recipe(data, transfer=False, budget_s=ref["train_s"] / 5)
+    small, recipe_s = small_rec.config.replace(seed=seed), time.perf_counter() - t1
+    if quick:
+        small = small.replace(epochs=1, max_steps=5)
+    fifth = {**_train(small, data, tmp / f"{key}-fifth-{seed}"), "recipe_s": recipe_s,
+             "budget_s": ref["train_s"] / 5, "predicted_s": small_rec.predicted_seconds}
+    eff = _train(cfg.replace(**effnet_changes(cfg)), data, tmp / f"{key}-eff-{seed}")
+    return {"vgg": ref, "recipe at 1/5": fifth, EFFICIENT: eff}
+
+
 def run(*, quick: bool) -> str:
     import torch
 
-    from roomtone.recipe import recipe
-
     threads = int(os.environ.get("ROOMTONE_BENCH_THREADS", "2"))
+    seeds = list(range(1 if quick else int(os.environ.get("ROOMTONE_BENCH_SEEDS", "2"))))
     torch.set_num_threads(threads)
     start_load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     results = []
@@ -65,19 +97,8 @@ def run(*, quick: bool) -> str:
             if data is None:
                 continue
             t0 = time.perf_counter()
-            cfg = recipe(data, transfer=False).config
-            if quick:
-                cfg = cfg.replace(epochs=1, max_steps=5)
-            ref = _train(cfg, data, tmp / f"{key}-vgg")
-            t1 = time.perf_counter()
-            small_rec = recipe(data, transfer=False, budget_s=ref["train_s"] / 5)
-            small, recipe_s = small_rec.config, time.perf_counter() - t1
-            if quick:
-                small = small.replace(epochs=1, max_steps=5)
-            fifth = {**_train(small, data, tmp / f"{key}-fifth"), "recipe_s": recipe_s,
-                     "budget_s": ref["train_s"] / 5, "predicted_s": small_rec.predicted_seconds}
-            eff = _train(cfg.replace(**effnet_changes(cfg)), data, tmp / f"{key}-eff")
-            results.append((name, {"vgg": ref, "recipe at 1/5": fifth, EFFICIENT: eff}))
+            per_seed = [_seeded_runs(key, data, tmp, seed=sd, quick=quick) for sd in seeds]
+            results.append((name, {label: _mean([r[label] for r in per_seed]) for label in per_seed[0]}))
             print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
     lines = ["## Time to accuracy: the recipe's `vgg`, the recipe at 1/5 of its time, and the efficient family "
              "(`benchmarks/bench_time_to_accuracy.py`)", "",
@@ -85,13 +106,18 @@ def run(*, quick: bool) -> str:
              "settings. `recipe at 1/5`: `recipe(data, budget_s=T/5)`, T = `vgg`'s training seconds in this run "
              f"(its size and steps are the recipe's own choice under that budget). `{EFFICIENT}`: `vgg`'s config "
              "with one change set, the same on every dataset: " + "; ".join(EFFNET_CHANGES) + "."
+             + f" Every run is trained with seeds {', '.join(map(str, seeds))} (the recipe measures with seed 0); "
+             "accuracy and seconds are their means (one FSDD-by-speaker run varies by ~1 point from seed to seed, "
+             "more than the 0.5-point bar), each seed's accuracy in brackets; T is each seed's own."
              + (" QUICK (smoke) run: numbers mean nothing." if quick else ""), "",
-             "| dataset | run | size | steps | test accuracy | training s | MFLOP per s of audio | params | "
+             "| dataset | run | size | steps | test accuracy (per seed) | training s | MFLOP per s of audio | params | "
              "achieved GFLOP/s | time outside model |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, runs in results:
         for label, r in runs.items():
             c = r["compute"]
-            lines.append(f"| {name} | {label} | {r['size']} | {r['steps']} | {r['accuracy']:.4f} | {r['train_s']:.0f} | "
+            each = " / ".join(f"{a:.4f}" for a in r["accuracies"])
+            lines.append(f"| {name} | {label} | {r['size']} | {r['steps']} | {r['accuracy']:.4f} ({each}) | "
+                         f"{r['train_s']:.0f} | "
                          f"{c['flops_per_audio_second'] / 1e6:.1f} | {c['params']:,} | {c['achieved_gflops']:.3g} | "
                          f"{100 * c['outside_model_share']:.0f} % |")
     lines += ["", "Ratios to `vgg` and the bars (accuracy within 0.5 point, time <= 1/5, FLOPs <= 1/10):", "",

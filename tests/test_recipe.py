@@ -320,11 +320,16 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     monkeypatch.setattr(budget, "step_cost", step_cost)
     kept = recipe(data, budget_s=(MIN_STEP_SHARE + 0.1) * steps).config   # the full size runs 60 % of its steps
     assert kept.frontend == fe and kept.max_steps == int((MIN_STEP_SHARE + 0.1) * steps)
-    r = recipe(data, budget_s=0.1 * steps)       # full: 10 %; channels and mels x0.5 (1/8 s/step): 80 % of the steps
+    from roomtone.recipe.rules import SIZES
+
+    w = round(full.model_kwargs["channels"][0] * SIZES[1][1]) / full.model_kwargs["channels"][0]
+    per = 0.5 * w * w                             # channels x0.45 and mels x0.5: s/step of the fake cost
+    r = recipe(data, budget_s=0.05 * steps)       # full: 5 % of the steps; the lighter size: >= 50 %, capped
     c = r.config
     assert c.frontend.hop_length == fe.hop_length and c.frontend.n_mels == fe.n_mels // 2
-    assert c.model_kwargs["channels"][0] == full.model_kwargs["channels"][0] // 2
-    assert c.specaugment.freq_width == full.specaugment.freq_width // 2 and c.max_steps == int(0.8 * steps)
+    assert c.model_kwargs["channels"] == [round(x * SIZES[1][1]) for x in full.model_kwargs["channels"]]
+    assert c.specaugment.freq_width == full.specaugment.freq_width // 2
+    assert c.max_steps == int(0.05 * steps / per) < steps
     row = next(x for x in r.table() if x["setting"].startswith("frontend.hop_length, n_mels"))
     assert row["value"].startswith(f"hop 10 ms, {fe.n_mels // 2} mels") and "s/step" in row["measured"]
     blocks = len(c.model_kwargs["channels"])
@@ -333,7 +338,7 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     tiny = recipe(data, budget_s=0.01 * steps).config          # nothing fits: the lightest size, steps capped
     assert tiny.frontend.hop_length == 2 * fe.hop_length and tiny.frontend.n_mels == fe.n_mels // 2
     assert tiny.specaugment.time_width == full.specaugment.time_width // 2
-    assert tiny.max_steps == int(0.01 * steps / (0.5 * 0.5 * 0.25))
+    assert tiny.max_steps == int(0.01 * steps / (0.5 * per))
     fit(tiny.replace(max_steps=2, epochs=1), data_dir=data, out_dir=tmp_path / "run", progress=False)
     trained = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
     assert (trained["hop_length"], trained["n_mels"]) == (2 * fe.hop_length, fe.n_mels // 2)
