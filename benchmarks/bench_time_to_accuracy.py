@@ -10,7 +10,7 @@ Per dataset, three runs from scratch (``transfer=False``: the comparison is betw
    channels and fewer mel bands with one conv in the first block, then a coarser hop too) that runs at least ``MIN_STEP_SHARE`` of its steps in the budget;
 3. ``effnet_m``: run 1's config with ONE change set, the same on every dataset (:func:`effnet_changes`).
 
-Each run is trained with ``ROOMTONE_BENCH_SEEDS`` seeds (default 2; the quick run 1) and reported as their mean.
+Each run is trained with ``ROOMTONE_BENCH_SEEDS`` seeds (default 3; the quick run 1) and reported as their mean.
 
 Reported: test accuracy, the fit loop's training seconds, FLOPs per second of audio (forward, exact conv/linear
 count), parameters, and the ratios to run 1. Bars (issue 15): accuracy within 0.5 point of ``vgg``, training time
@@ -86,7 +86,7 @@ def run(*, quick: bool) -> str:
     import torch
 
     threads = int(os.environ.get("ROOMTONE_BENCH_THREADS", "2"))
-    seeds = list(range(1 if quick else int(os.environ.get("ROOMTONE_BENCH_SEEDS", "2"))))
+    seeds = list(range(1 if quick else int(os.environ.get("ROOMTONE_BENCH_SEEDS", "3"))))
     torch.set_num_threads(threads)
     start_load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     results = []
