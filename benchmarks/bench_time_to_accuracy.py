@@ -137,8 +137,8 @@ def run(*, quick: bool) -> str:
               + ", ".join(f"{r['recipe at 1/5']['recipe_s']:.0f} s ({n})" for n, r in results)
               + " (not counted in training seconds). Its timing predicted (model steps, data path on the dataset's "
               "own files, validation, first decode) against the training seconds it then took: "
-              + ", ".join(f"{r['recipe at 1/5']['predicted_s']:.0f} s predicted / {r['recipe at 1/5']['train_s']:.0f} s "
-                          f"taken in a {r['recipe at 1/5']['budget_s']:.0f} s budget ({n})" for n, r in results) + "."]
+              + ", ".join(f"{f['predicted_s']:.0f} s predicted / {f['train_s']:.0f} s taken in a {f['budget_s']:.0f} s "
+                          f"budget ({n})" for n, f in ((n, r["recipe at 1/5"]) for n, r in results)) + "."]
     off = next((runs for n, runs in results if n.startswith("FSDD official")), None)
     if off is not None:
         best = max(off.values(), key=lambda r: (r["train_s"] <= 60, r["accuracy"]))

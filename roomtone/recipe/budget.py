@@ -31,7 +31,8 @@ TIMED_EXAMPLES = 64
 @dataclasses.dataclass(frozen=True)
 class StepCost:
     """Seconds of a config's run on this machine: ``model_s`` + ``data_s`` per step, ``valid_s`` per step (the
-    validation passes spread over the steps), ``once_s`` per run (the first decode of every training and validation example)."""
+    validation passes spread over the steps), ``once_s`` per run (the first decode of every training and
+    validation example)."""
 
     model_s: float
     data_s: float

@@ -19,8 +19,8 @@ The rules are written once here, each with the constant it uses; none is tuned t
 * budget: ``STEPS_PER_SQRT_EXAMPLE * sqrt(n_train)`` optimizer steps of ``BATCH_SIZE`` (small sets see many
   epochs, large ones few). With ``budget_s``, a few steps and the data path (on the user's files) are timed on
   this machine; when the model would run less than ``MIN_STEP_SHARE`` of its steps in the budget, the recipe
-  takes the first lighter size of ``SIZES`` that does (narrower channels and fewer mel bands with one conv in the first block, then a coarser hop too),
-  then caps the steps to the budget;
+  takes the first lighter size of ``SIZES`` that does (narrower channels and fewer mel bands with one conv in
+  the first block, then a coarser hop too), then caps the steps to the budget;
 * balanced sampling above ``IMBALANCE_FROM`` (largest / smallest class);
 * augmentation: a simulated microphone always (deployment means another microphone); noise too when the
   recordings are studio-clean (quiet-to-loud range >= ``CLEAN_RANGE_DB``);
@@ -351,9 +351,9 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     why_steps = f"{STEPS_PER_SQRT_EXAMPLE} x sqrt({n_train} training examples)"
     predicted = None
     if budget_s is not None:
-        config, steps, why_steps, size, predicted = fit_budget(config, steps=steps, budget_s=budget_s, num_classes=len(labels),
-                                                    pattern_s=pattern, why_steps=why_steps,
-                                                    prepared_dir=prepared_dir)
+        config, steps, why_steps, size, predicted = fit_budget(
+            config, steps=steps, budget_s=budget_s, num_classes=len(labels), pattern_s=pattern, why_steps=why_steps,
+            prepared_dir=prepared_dir)
         choices.append(size)
     per_epoch = fitted_batches(n_train, n_fit=n_fit, n_rows=int(m["n_train"]),
                                has_valid=any(r.split == "valid" for r in rows), valid_fraction=config.valid_fraction)
@@ -397,7 +397,8 @@ def size_label(config: TrainConfig) -> str:
 def fit_budget(config: TrainConfig, *, steps: int, budget_s: float, num_classes: int, pattern_s: float,
                why_steps: str, prepared_dir: str | os.PathLike) -> tuple[TrainConfig, int, str, Choice, float]:
     """``(config, steps, why_steps, size_choice, predicted_seconds)`` under ``budget_s``: the first of :data:`SIZES`
-    that runs >= ``MIN_STEP_SHARE`` of ``steps`` in the budget (else the lightest), with the steps capped to what fits.
+    that runs >= ``MIN_STEP_SHARE`` of ``steps`` in the budget (else the lightest), with the steps capped to what
+    fits.
     A size's seconds are timed here: its model steps, and the data path on ``prepared_dir``'s own training
     examples (:mod:`roomtone.recipe.budget`)."""
     from roomtone.recipe import budget
