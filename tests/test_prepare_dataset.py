@@ -74,6 +74,32 @@ def test_transform_deterministic_across_workers_and_epochs(rows):
     assert not torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
 
 
+@pytest.mark.parametrize("condition", ["mic", "noise+mic", "all", "one of"])
+def test_a_batch_is_augmented_at_once_as_its_items_one_by_one(rows, condition):
+    from roomtone.prepare.conditions import make_condition
+    from roomtone.prepare.transforms import Gain, OneOf, SimulateMicrophone
+
+    if condition == "one of":
+        t = OneOf([Gain(min_gain_db=-6, max_gain_db=6, sr=8000), SimulateMicrophone(["phone", "laptop"], sr=8000)],
+                  p=0.8)
+    else:
+        t = make_condition(condition, sr=8000, p=0.7)
+    ds = AudioDataset(rows, labels=["a", "b"], sr=8000, clip_seconds=0.5, transform=t, seed=3)
+    ds.set_epoch(2)
+    order = [4, 0, 5, 2, 1, 3]
+    one_by_one = [ds[i] for i in order]
+    batch = ds.__getitems__(order)
+    assert [y for _, y in batch] == [y for _, y in one_by_one]
+    for (a, _), (b, _) in zip(batch, one_by_one, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # float summation order only
+    assert any(not torch.equal(a, ds.load(i)) for (a, _), i in zip(batch, order, strict=True))  # it augmented
+    loader = DataLoader(ds, batch_sampler=[order[:3], order[3:]], collate_fn=collate_padded)
+    x = torch.cat([b[0] for b in loader])
+    assert torch.equal(x, torch.stack([a for a, _ in batch]))  # the DataLoader fetches through __getitems__
+    assert torch.equal(x, torch.cat([b[0] for b in loader]))  # same seed, epoch and batches: same bytes
+
+
 def test_collate_padded(rows):
     ds = AudioDataset(rows, labels=["a", "b"], sr=16000)
     x, y, lengths = collate_padded([ds[0], ds[3]])

@@ -48,41 +48,20 @@ class Compose(Transform):
     def __repr__(self) -> str:
         return f"Compose([{', '.join(map(repr, self.transforms))}], p={self.p})"
 
-    def __call__(self, audio, *, generator=None, lengths=None, sources=None):
-        from roomtone.prepare.transforms.base import as_batch, check_sources, pick, uniform
+    def draw(self, x, *, generator, sources=None):
+        """Per-example parameters of the chain, without applying it: whether the chain runs, then each transform's
+        draws in order on the examples it runs on (draws read only the batch's shape and sources)."""
+        from roomtone.prepare.transforms.base import check_sources, pick, uniform
 
-        x, squeeze = as_batch(audio)
-        sources = None if sources is None else check_sources(sources, x.shape[0])
-        g = generator if generator is not None else self._own_generator()
-        applied = [u < self.p for u in uniform(g, x.shape[0], 0.0, 1.0)]
-        steps: list[list[dict]] = []
-        out = x
+        b = x.shape[0]
+        sources = None if sources is None else check_sources(sources, b)
+        applied = [u < self.p for u in uniform(generator, b, 0.0, 1.0)]
         idx = [i for i, a in enumerate(applied) if a]
+        steps: list[list[dict]] = []
         if idx:
-            sel = torch.tensor(idx, device=x.device)
-            sub = x[sel] if len(idx) < x.shape[0] else x
-            sub_len = lengths
-            if lengths is not None and len(idx) < x.shape[0]:
-                sub_len = torch.as_tensor(lengths)[sel.cpu()]
-            src = pick(sources, idx)
-            for j, pair in self._steps():
-                t = self.transforms[j]
-                if not pair:
-                    sub = t(sub, generator=g, lengths=sub_len, sources=src)
-                    steps.append(t.last_params)
-                    continue
-                nxt = self.transforms[j + 1]
-                drawn = (t.draw(sub, generator=g, sources=src), nxt.draw(sub, generator=g, sources=src))
-                sub = self._pair(j, sub, drawn, sub_len)
-                t.last_params, nxt.last_params = drawn
-                steps += list(drawn)
-            if len(idx) < x.shape[0]:
-                out = x.clone()
-                out[sel] = sub
-            else:
-                out = sub
-        params = []
-        k = 0
+            sub = x[torch.tensor(idx, device=x.device)] if len(idx) < b else x
+            steps = [t.draw(sub, generator=generator, sources=pick(sources, idx)) for t in self.transforms]
+        params, k = [], 0
         for a in applied:
             if a:
                 params.append({"applied": True, "transforms": [dict(s[k], name=t.name)
@@ -90,8 +69,7 @@ class Compose(Transform):
                 k += 1
             else:
                 params.append({"applied": False})
-        self.last_params = params
-        return out[0] if squeeze else out
+        return params
 
     def apply(self, x, params, lengths):
         for j, pair in self._steps():

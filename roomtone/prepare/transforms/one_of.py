@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from roomtone.errors import ParameterError
-from roomtone.prepare.transforms.base import Transform, as_batch, check_sources, pick, uniform
+from roomtone.prepare.transforms.base import Transform, check_sources, pick, uniform
 
 
 class OneOf(Transform):
@@ -27,27 +27,22 @@ class OneOf(Transform):
         total = sum(w)
         self.cum = [sum(w[: i + 1]) / total for i in range(len(w))]
 
-    def __call__(self, audio, *, generator=None, lengths=None, sources=None):
-        x, squeeze = as_batch(audio)
-        sources = None if sources is None else check_sources(sources, x.shape[0])
-        g = generator if generator is not None else self._own_generator()
+    def draw(self, x, *, generator, sources=None):
+        """Per-example parameters without applying: whether it runs, which transform, then each transform's
+        draws on the examples that chose it (in transform order)."""
         b = x.shape[0]
-        applied = [u < self.p for u in uniform(g, b, 0.0, 1.0)]
+        sources = None if sources is None else check_sources(sources, b)
+        applied = [u < self.p for u in uniform(generator, b, 0.0, 1.0)]
         choice = [next(k for k, c in enumerate(self.cum) if u < c or k == len(self.cum) - 1)
-                  for u in uniform(g, b, 0.0, 1.0)]
-        out = x.clone()
+                  for u in uniform(generator, b, 0.0, 1.0)]
         params: list[dict] = [{"applied": False} for _ in range(b)]
         for k, t in enumerate(self.transforms):
             idx = [i for i in range(b) if applied[i] and choice[i] == k]
-            if not idx:
-                continue
-            sel = torch.tensor(idx, device=x.device)
-            sub_len = None if lengths is None else torch.as_tensor(lengths)[sel.cpu()]
-            out[sel] = t(x[sel], generator=g, lengths=sub_len, sources=pick(sources, idx)).to(x.dtype)
-            for i, prm in zip(idx, t.last_params, strict=True):
-                params[i] = {"applied": True, "choice": k, "name": t.name, "params": prm}
-        self.last_params = params
-        return out[0] if squeeze else out
+            if idx:
+                drawn = t.draw(x[torch.tensor(idx, device=x.device)], generator=generator, sources=pick(sources, idx))
+                for i, prm in zip(idx, drawn, strict=True):
+                    params[i] = {"applied": True, "choice": k, "name": t.name, "params": prm}
+        return params
 
     def apply(self, x, params, lengths):
         out = x.clone()
