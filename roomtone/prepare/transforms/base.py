@@ -67,7 +67,9 @@ class Transform:
     """Base class: subclasses implement ``draw_params(x, g) -> list[dict]`` (one per example, all
     examples, always consuming the same random numbers) and ``apply(x, params, lengths) -> x`` on the
     examples that are applied. ``p`` is decided first, per example. Transforms whose draws depend on the
-    examples' source files set ``uses_sources = True`` and take ``draw_params(x, g, sources)``."""
+    examples' source files set ``uses_sources = True`` and take ``draw_params(x, g, sources)``. Draws read only
+    the batch's shape and sources, never its samples: a batch can then be drawn example by example (each with its
+    own generator, :meth:`roomtone.prepare.dataset.AudioDataset.__getitems__`) and applied at once."""
 
     uses_sources = False
 
