@@ -52,10 +52,13 @@ def _train(cfg, data: Path, out: Path) -> dict:
 
 
 def _mean(runs: list[dict]) -> dict:
-    """The seeds of one run folded: mean accuracy and training seconds, each seed's accuracy, the first's rest."""
-    out = dict(runs[0])
+    """The seeds of one run folded: mean accuracy, seconds and steps, each seed's accuracy, every size the seeds
+    trained (the recipe may size each seed's budget differently), and the compute of the costliest seed."""
+    out = dict(max(runs, key=lambda r: r["compute"]["flops_per_audio_second"]))
     out["accuracy"] = sum(r["accuracy"] for r in runs) / len(runs)
     out["train_s"] = sum(r["train_s"] for r in runs) / len(runs)
+    out["steps"] = round(sum(r["steps"] for r in runs) / len(runs))
+    out["size"] = " / ".join(dict.fromkeys(r["size"] for r in runs))
     out["accuracies"] = [r["accuracy"] for r in runs]
     for k in ("budget_s", "predicted_s"):
         if k in out:
@@ -107,7 +110,8 @@ def run(*, quick: bool) -> str:
              f"(its size and steps are the recipe's own choice under that budget). `{EFFICIENT}`: `vgg`'s config "
              "with one change set, the same on every dataset: " + "; ".join(EFFNET_CHANGES) + "."
              + f" Every run is trained with seeds {', '.join(map(str, seeds))} (the recipe measures with seed 0); "
-             "accuracy and seconds are their means (one FSDD-by-speaker run varies by ~1 point from seed to seed, "
+             "accuracy, seconds and steps are their means, sizes every size the seeds trained, compute that of the "
+             "costliest seed (one FSDD-by-speaker run varies by ~1 point from seed to seed, "
              "more than the 0.5-point bar), each seed's accuracy in brackets; T is each seed's own."
              + (" QUICK (smoke) run: numbers mean nothing." if quick else ""), "",
              "| dataset | run | size | steps | test accuracy (per seed) | training s | MFLOP per s of audio | params | "

@@ -244,18 +244,18 @@ def make_plan(config: TrainConfig, splits: dict, meta: dict, *, labels: list[str
     clip = config.clip_seconds if config.clip_seconds is not None else meta.get("clip_seconds")
     if config.pretrained is None:
         model_config = model_config_of(config, num_classes=len(labels), sr=data_sr(splits, meta))
-        model = to_training_layout(_seeded(config, lambda: build_model(model_config)).to(device))
+        model = _seeded(config, lambda: build_model(model_config)).to(device)
         transfer = None
     else:
         from roomtone.models.pretrained import CATALOG
 
         name, entry = config.pretrained, CATALOG[config.pretrained]
         model_config = {"name": name, "num_classes": len(labels), **(config.model_kwargs or {})}
-        model = to_training_layout(_seeded(config, lambda: build_model({**model_config, "pretrained": True}))
-                                   .to(device))
+        model = _seeded(config, lambda: build_model({**model_config, "pretrained": True})).to(device)
         transfer = {"pretrained": name, "mode": config.mode, "sr": int(model.sr), "credit": entry.credit,
                     "licence": entry.licence,
                     "bandwidth_warning": check_bandwidth(model, splits["train"], meta, name=name)}
+    to_training_layout(model)
     sr = int(model.sr)
     head = model.get_classifier() if config.pretrained else None
 
