@@ -77,6 +77,33 @@ def test_block_convs_sets_the_convs_per_block_and_their_cost():
         create_model("vgg", num_classes=3, channels=(8, 16), block_convs=[0, 2])
 
 
+def test_pool_before_norm_is_the_same_function_for_positive_bn_scales():
+    kw = dict(num_classes=3, channels=(6, 12), n_mels=32, block_convs=[1, 2])
+    torch.manual_seed(0)
+    after = create_model("vgg", **kw)
+    before = create_model("vgg", pool_before_norm=True, **kw)
+    assert [type(m).__name__ for m in before.features[0]] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert [type(m).__name__ for m in before.features[1]][-3:] == ["MaxPool2d", "BatchNorm2d", "ReLU"]
+    g = torch.Generator().manual_seed(1)
+    for m in after.modules():  # random running statistics and positive scales: BN is increasing per channel
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.1)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g))
+    for a, b in zip(after.state_dict().values(), before.state_dict().values(), strict=True):  # same order
+        b.copy_(a)
+    x = torch.randn(4, 8000, generator=g)
+    after.eval(), before.eval()
+    torch.testing.assert_close(before(x), after(x), rtol=1e-5, atol=1e-5)
+    before.features[0][2].weight.data[0] = -1.0  # a negative scale: max no longer commutes with the BN
+    assert not torch.allclose(before(x), after(x), atol=1e-4)
+    with pytest.raises(ParameterError, match="pool_before_norm needs max pooling"):
+        create_model("vgg", pool_before_norm=True, pool_type="avg", **kw)
+    with pytest.raises(ParameterError, match="TCNet builds its own stages"):
+        create_model("tcnet_s", num_classes=3, pool_before_norm=True)
+
+
 def test_freq_pool_flatten_keeps_bins():
     m = create_model("vgg_tiny", num_classes=3, n_mels=32, freq_pool="flatten").eval()
     assert m.num_features == 32 * (32 // 8)

@@ -342,7 +342,7 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     fit(tiny.replace(max_steps=2, epochs=1), data_dir=data, out_dir=tmp_path / "run", progress=False)
     trained = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
     assert (trained["hop_length"], trained["n_mels"]) == (2 * fe.hop_length, fe.n_mels // 2)
-    assert trained["block_convs"][0] == 1
+    assert trained["block_convs"][0] == 1 and trained["pool_before_norm"] is True  # every size pools before BN
 
 
 def test_transfer_choice_follows_the_probe_against_the_baseline():

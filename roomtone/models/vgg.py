@@ -47,17 +47,27 @@ def stage_ints(v, n: int, what: str) -> list[int]:
 
 
 class ConvBlock(nn.Sequential):
-    """``convs`` (default two) 3x3 conv + BN + ReLU, then pooling of ``pool`` = (freq, time) (``(1, 1)`` = none)."""
+    """``convs`` (default two) 3x3 conv + BN + ReLU, then pooling of ``pool`` = (freq, time) (``(1, 1)`` = none).
+
+    ``pool_before_norm`` moves the (max) pooling between the last conv and its BN + ReLU. Max pooling commutes
+    with every non-decreasing map, so this is the same function for a BN scale > 0, with BN's statistics taken
+    on the pooled map; the BN and ReLU then touch ``1 / (pool_f * pool_t)`` of the elements.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, *, pool: tuple[int, int] = (2, 2), pool_type: str = "max",
-                 convs: int = 2):
+                 convs: int = 2, pool_before_norm: bool = False):
+        if pool_before_norm and pool_type != "max":
+            raise ParameterError(f"pool_before_norm needs max pooling (pool_type={pool_type!r}): only max pooling "
+                                 "commutes with BN and ReLU")
+        pooling = [] if pool == (1, 1) else [nn.MaxPool2d(pool) if pool_type == "max" else nn.AvgPool2d(pool)]
         layers: list[nn.Module] = []
         for i in range(convs):
-            layers += [nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch),
-                       nn.ReLU(inplace=True)]
-        if pool != (1, 1):
-            layers.append(nn.MaxPool2d(pool) if pool_type == "max" else nn.AvgPool2d(pool))
-        super().__init__(*layers)
+            layers.append(nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1, bias=False))
+            if pool_before_norm and i == convs - 1:
+                layers += pooling
+                pooling = []
+            layers += [nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+        super().__init__(*layers, *pooling)
 
 
 class VGG(nn.Module):
@@ -81,15 +91,20 @@ class VGG(nn.Module):
         in_chans: channels of the spectrogram input (1 for a single log-mel).
         block_convs: 3x3 convs per block (one int for all, or one per block; default 2). The recipe's lighter
             sizes use 1 in the first block: at full resolution that conv is the costliest per FLOP on a CPU.
+        pool_before_norm: pool each block right after its last conv, before that conv's BN + ReLU (max pooling
+            only; see :class:`ConvBlock`). On a CPU the BatchNorm of a narrow full-resolution map is slow
+            (channels-last, 7 channels: more time than the conv); this cut a step of the recipe's lighter sizes
+            by ~22 % (2 cores, batch 32 x 1 s at 8 kHz).
     """
 
     def __init__(self, *, num_classes: int, sr: int = 8000, n_fft: int | None = None, hop_length: int | None = None,
                  win_length: int | None = None, n_mels: int | None = None, fmin: float = 0.0, fmax: float | None = None,
                  channels: Sequence[int] = (16, 32, 64, 128), pool=(2, 2), pool_type: str = "max",
                  head: str = "mean+max", dropout: float = 0.2, in_chans: int = 1, top_db: float | None = 80.0,
-                 freq_pool: str = "mean", norm: str = "utterance", block_convs=2):
+                 freq_pool: str = "mean", norm: str = "utterance", block_convs=2, pool_before_norm: bool = False):
         super().__init__()
         self.block_convs = block_convs
+        self.pool_before_norm = bool(pool_before_norm)
         d = frontend_defaults(sr=sr)
         n_fft, hop_length, n_mels = n_fft or d["n_fft"], hop_length or d["hop_length"], n_mels or d["n_mels"]
         if not channels or any(int(c) < 1 for c in channels):
@@ -117,8 +132,8 @@ class VGG(nn.Module):
             raise ParameterError(f"norm={norm!r} must be 'batch' or 'utterance'")
         self.norm = norm
         self.bn0 = nn.BatchNorm1d(n_mels)
-        if block_convs != 2 and type(self).make_features is not VGG.make_features:
-            raise ParameterError(f"block_convs={block_convs!r} sets the convs of VGG blocks; {type(self).__name__} "
+        if (block_convs != 2 or pool_before_norm) and type(self).make_features is not VGG.make_features:
+            raise ParameterError(f"block_convs and pool_before_norm set up VGG blocks; {type(self).__name__} "
                                  "builds its own stages")
         self.features = self.make_features(in_chans, [int(c) for c in channels], pools, pool_type=pool_type)
         c_in = int(channels[-1])
@@ -140,7 +155,8 @@ class VGG(nn.Module):
         if min(convs) < 1:
             raise ParameterError(f"block_convs={self.block_convs!r} must be >= 1 per block")
         for c, p, k in zip(channels, pools, convs, strict=True):
-            blocks.append(ConvBlock(c_in, c, pool=p, pool_type=pool_type, convs=k))
+            blocks.append(ConvBlock(c_in, c, pool=p, pool_type=pool_type, convs=k,
+                                    pool_before_norm=self.pool_before_norm))
             c_in = c
         return nn.Sequential(*blocks)
 

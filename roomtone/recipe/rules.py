@@ -92,6 +92,12 @@ PROBE_LR = 3e-3
 # 94.5 / 94.4 / 93.8 %. A seed moves one run by up to 3 points; the means differ by less (by speaker: full 94.2,
 # x0.5 94.1, x0.45 93.4 %), and x0.45 is what meets the 1/10.
 SIZES = ((1, 1.0, 1.0, 2), (1, 0.45, 0.5, 1), (2, 0.45, 0.5, 1))
+# Every size pools each block before its last BN + ReLU (``VGG(pool_before_norm=True)``: the same function for a
+# positive BN scale, on a quarter of the elements). A training step on 2 cores: the full size 101 -> 81 ms, channels
+# x0.45 21 -> 16 ms. Seeds 0 / 1 / 2, 1 thread, all steps, official | by speaker: x0.45 99.3 / 99.7 / 99.3 |
+# 95.8 / 91.2 / 92.6 % (49 / 41 / 41 s by speaker; without: 99.7 / 99.3 / 99.3 | 95.4 / 92.9 / 91.9 %, 51 / 49 / 49 s);
+# the full size 100 / 100 / 99.7 | 95.8 / 94.9 / 93.9 % (168 / 175 / 216 s; without: 94.5 / 94.4 / 93.8 %, 225-267 s).
+POOL_BEFORE_NORM = True
 MIN_STEP_SHARE = 0.5      # a size is taken when it runs at least this share of the recipe's steps in the budget
 
 
@@ -313,6 +319,9 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
                           f"pattern length {pattern:.2f} s (1.2 x p90 event, at most the clip)",
                           f"the shallowest VGG (>= {MIN_BLOCKS} blocks) whose receptive field covers the pattern"))
     choices.append(Choice("model_kwargs.head", head, "event sparsity", head_why))
+    choices.append(Choice("model_kwargs.pool_before_norm", POOL_BEFORE_NORM, "max pooling in every block",
+                          "pooling before each block's last BN + ReLU is the same function with BN and ReLU on a "
+                          "quarter of the elements: a training step ~20 % faster on a CPU"))
 
     n_train = _train_examples(m, clip=clip, hop=hop)
     balanced = m["imbalance"] > IMBALANCE_FROM
@@ -325,7 +334,7 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
                           "studio-clean recordings: add noise (0-20 dB SNR) and a phone microphone" if clean else
                           "recordings already carry their own noise floor: simulate another microphone only"))
 
-    model_kwargs = {"channels": channels, "pool": depth["pool"], "head": head}
+    model_kwargs = {"channels": channels, "pool": depth["pool"], "head": head, "pool_before_norm": POOL_BEFORE_NORM}
     config = TrainConfig(
         model="vgg", model_kwargs=model_kwargs,
         frontend={"sr": sr, "n_fft": fe["n_fft"], "hop_length": fe["hop_length"], "n_mels": fe["n_mels"],
