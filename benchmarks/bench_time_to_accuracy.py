@@ -8,7 +8,7 @@ Per dataset, three runs from scratch (``transfer=False``: the comparison is betw
 2. ``recipe at 1/5``: ``recipe(data, budget_s=T / 5)`` with ``T`` the training seconds of run 1, measured in this
    run: the recipe times a few steps here and takes the first of ``roomtone.recipe.rules.SIZES`` (narrower
    channels and fewer mel bands with one conv in the first block, then a coarser hop too) that runs at least ``MIN_STEP_SHARE`` of its steps in the budget;
-3. ``effnet_m``: run 1's config with ONE change set, the same on every dataset (:func:`effnet_changes`).
+3. ``effnet_m``: run 1's config with ONE change set, the same on every dataset (:func:`effnet_config`).
 
 Each run is trained with ``ROOMTONE_BENCH_SEEDS`` seeds (default 3; the quick run 1) and reported as their mean.
 
@@ -31,14 +31,17 @@ from benchmarks.bench_recipe import prepare_dataset
 EFFICIENT = "effnet_m"
 DATASETS = (("fsdd-official", "FSDD official split"), ("fsdd-speaker", "FSDD by speaker (theo, yweweler test)"),
             ("synthetic", "synthetic events"))
-EFFNET_CHANGES = (f"model={EFFICIENT}", "frontend.hop_length x2", "specaugment.time_width / 2 (same mask duration)")
+EFFNET_CHANGES = (f"model={EFFICIENT}" " (the recipe's channels and head; not its VGG block layout)",
+                  "frontend.hop_length x2", "specaugment.time_width / 2 (same mask duration)")
 
 
-def effnet_changes(cfg) -> dict:
-    """Run 1's config -> the efficient run (``TrainConfig.replace`` keys): the model, a hop twice the recipe's
-    ("reduce the data size") and SpecAugment time masks of the same duration in the coarser frames."""
-    return {"model": EFFICIENT, "frontend.hop_length": 2 * cfg.frontend.hop_length,
-            "specaugment.time_width": max(1, cfg.specaugment.time_width // 2)}
+def effnet_config(cfg):
+    """Run 1's config -> the efficient run's: the model (:func:`roomtone.recipe.rules.for_model`), a hop twice the
+    recipe's ("reduce the data size") and SpecAugment time masks of the same duration in the coarser frames."""
+    from roomtone.recipe.rules import for_model
+
+    return for_model(cfg, EFFICIENT).replace(**{"frontend.hop_length": 2 * cfg.frontend.hop_length,
+                                                "specaugment.time_width": max(1, cfg.specaugment.time_width // 2)})
 
 
 def _train(cfg, data: Path, out: Path) -> dict:
@@ -81,7 +84,7 @@ def _seeded_runs(key: str, data: Path, tmp: Path, *, seed: int, quick: bool) -> 
         small = small.replace(epochs=1, max_steps=5)
     fifth = {**_train(small, data, tmp / f"{key}-fifth-{seed}"), "recipe_s": recipe_s,
              "budget_s": ref["train_s"] / 5, "predicted_s": small_rec.predicted_seconds}
-    eff = _train(cfg.replace(**effnet_changes(cfg)), data, tmp / f"{key}-eff-{seed}")
+    eff = _train(effnet_config(cfg), data, tmp / f"{key}-eff-{seed}")
     return {"vgg": ref, "recipe at 1/5": fifth, EFFICIENT: eff}
 
 

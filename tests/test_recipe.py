@@ -146,6 +146,28 @@ def test_recipe_windows_long_recordings_and_records_overrides(tmp_path):
     assert back["config"]["epochs"] == 2 and back["overrides"]["epochs"] == 2 and "train_durations" not in back["measurements"]
 
 
+def test_a_model_override_drops_the_vgg_block_layout_where_the_model_builds_its_own(tmp_path):
+    from roomtone.models import create_model
+
+    data = make_set(tmp_path / "m", sr=8000, seconds=(0.8, 1.0), per_split=(3, 1, 1))
+    r = recipe(data)
+    kw = r.config.model_kwargs
+    assert kw["pool_before_norm"] is True
+    for name in ("effnet_m", "effnet_s"):
+        c = r.with_overrides({"model": name}).config
+        assert c.model == name and "pool_before_norm" not in c.model_kwargs and "block_convs" not in c.model_kwargs
+        assert (c.model_kwargs["channels"], c.model_kwargs["head"]) == (kw["channels"], kw["head"])
+        create_model(name, num_classes=3, **c.model_kwargs)        # builds: the recipe's layout applies
+    assert r.with_overrides({"model": "vgg_wide"}).config.model_kwargs == kw      # still VGG blocks: kept
+    r2 = r.with_overrides({"model": "effnet_m"})
+    assert r2.train_command(out="R").endswith("--set model=effnet_m")  # replaying the line gives the same config
+    bad = r.with_overrides({"model": "effnet_m", "model_kwargs.pool_before_norm": True}).config  # asked: refused
+    with pytest.raises(ParameterError, match="EffNet builds its own stages"):
+        create_model("effnet_m", num_classes=3, **bad.model_kwargs)
+    with pytest.raises(ParameterError, match="not registered"):
+        r.with_overrides({"model": "vgg_nope"})
+
+
 def test_recipe_refuses_one_class(tmp_path):
     data = make_set(tmp_path / "one", sr=8000, seconds=(0.5, 0.6), tones=(500.0,))
     with pytest.raises(ParameterError, match="at least 2 classes"):

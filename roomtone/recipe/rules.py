@@ -98,6 +98,9 @@ SIZES = ((1, 1.0, 1.0, 2), (1, 0.45, 0.5, 1), (2, 0.45, 0.5, 1))
 # 95.8 / 91.2 / 92.6 % (49 / 41 / 41 s by speaker; without: 99.7 / 99.3 / 99.3 | 95.4 / 92.9 / 91.9 %, 51 / 49 / 49 s);
 # the full size 100 / 100 / 99.7 | 95.8 / 94.9 / 93.9 % (168 / 175 / 216 s; without: 94.5 / 94.4 / 93.8 %, 225-267 s).
 POOL_BEFORE_NORM = True
+#: ``model_kwargs`` that lay out plain VGG blocks (the sizes' first-block convs, the pooling order). A ``model``
+#: override to a family that builds its own stages (``effnet_*``, ``tcnet_*``) drops them (:func:`for_model`).
+VGG_BLOCK_KWARGS = ("block_convs", "pool_before_norm")
 MIN_STEP_SHARE = 0.5      # a size is taken when it runs at least this share of the recipe's steps in the budget
 
 
@@ -134,10 +137,15 @@ class Recipe:
         return rows
 
     def with_overrides(self, overrides: dict) -> Recipe:
-        """The recipe with ``TrainConfig.replace(**overrides)`` applied and recorded."""
+        """The recipe with ``TrainConfig.replace(**overrides)`` applied and recorded. A ``model`` override keeps the
+        recipe's channels, pooling and head; its VGG block layout only where the new model builds VGG blocks
+        (:func:`for_model`)."""
         if not overrides:
             return self
-        return Recipe(config=self.config.replace(**overrides), choices=list(self.choices),
+        config = self.config
+        if "model" in overrides and "model_kwargs" not in overrides:
+            config = for_model(config, overrides["model"])
+        return Recipe(config=config.replace(**overrides), choices=list(self.choices),
                       measurements=self.measurements, prepared_dir=self.prepared_dir,
                       overrides={**self.overrides, **overrides}, transfer=self.transfer)  # no prediction: changed
 
@@ -393,6 +401,19 @@ def sized(config: TrainConfig, size: tuple[float, float, float, int], *, pattern
                              "specaugment.freq_width": max(1, int(round(sa.freq_width * mels_x))),
                              "model_kwargs": {**config.model_kwargs, "channels": channels, "pool": depth["pool"],
                                               "block_convs": [first_convs] + [2] * (len(channels) - 1)}})
+
+
+def for_model(config: TrainConfig, model: str) -> TrainConfig:
+    """``config`` with ``model``; the :data:`VGG_BLOCK_KWARGS` are dropped when ``model`` builds its own stages
+    (an ``EffNet`` or ``TCNet`` refuses them). Raises ``ParameterError`` for an unregistered name."""
+    from roomtone.models import VGG, create_model
+
+    kwargs = dict(config.model_kwargs)
+    if any(k in kwargs for k in VGG_BLOCK_KWARGS):
+        cls = type(create_model(model, num_classes=2))
+        if not (issubclass(cls, VGG) and cls.make_features is VGG.make_features):
+            kwargs = {k: v for k, v in kwargs.items() if k not in VGG_BLOCK_KWARGS}
+    return config.replace(model=model, model_kwargs=kwargs)
 
 
 def size_label(config: TrainConfig) -> str:
