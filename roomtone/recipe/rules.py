@@ -94,12 +94,13 @@ PROBE_LR = 3e-3
 # 94.5 / 94.4 / 93.8 %. A seed moves one run by up to 3 points; the means differ by less (by speaker: full 94.2,
 # x0.5 94.1, x0.45 93.4 %), and x0.45 is what meets the 1/10.
 SIZES = ((1, 1.0, 1.0, 2), (1, 0.45, 0.5, 1), (2, 0.45, 0.5, 1))
-# Tried as SIZES[1], not taken: hop x2 with channels x0.63 (13.0 MFLOP, 1/12.5, 117k params), all steps, 2 threads, seeds
-# 0 / 1 / 2: official 99.7 / 99.3 / 99.0 % in 33-36 s, by speaker 94.5 / 92.2 / 93.2 % in 25 s; x0.45 at hop 1x the
-# same day: by speaker 94.8 / 92.1 / 91.8 % in 34-38 s. As accurate and ~30 % faster: under a budget it would run
-# more of its steps. Through the time_to_accuracy bench (3 seeds, as SIZES[1]) it did (71-95 % of the steps against
-# 54-65 %) and gained nothing: at 1/5, official 99.2 % (x0.45: 99.1), by speaker 91.3 % (91.5), synthetic 99.3 %
-# (99.5). The by-speaker gap is the small size's capacity, not its step count, so SIZES keeps x0.45.
+# Tried as SIZES[1], not taken: hop x2 with channels x0.63 (13.0 MFLOP, 1/12.5, 117k params), all steps, 2
+# threads, seeds 0 / 1 / 2: official 99.7 / 99.3 / 99.0 % in 33-36 s, by speaker 94.5 / 92.2 / 93.2 % in 25 s;
+# x0.45 at the recipe's hop the same day: by speaker 94.8 / 92.1 / 91.8 % in 34-38 s. As accurate and ~30 %
+# faster, so under a budget it runs more of its steps: through the time_to_accuracy bench (3 seeds, as
+# SIZES[1]) 71-95 % of them against 54-65 %, and it gained nothing: at 1/5, official 99.2 % (x0.45: 99.1), by
+# speaker 91.3 % (91.5), synthetic 99.3 % (99.5). The by-speaker gap is the small size's capacity, not its
+# step count, so SIZES keeps x0.45.
 # Every size pools each block before its last BN + ReLU (``VGG(pool_before_norm=True)``: the same function for a
 # positive BN scale, on a quarter of the elements). A training step on 2 cores: the full size 101 -> 81 ms, channels
 # x0.45 21 -> 16 ms. Seeds 0 / 1 / 2, 1 thread, all steps, official | by speaker: x0.45 99.3 / 99.7 / 99.3 |
