@@ -45,6 +45,18 @@ def test_effnet_is_a_tenth_of_vgg():
         assert compute_profile(create_model(name, num_classes=10))["flops_per_second"] < vgg / 10
 
 
+def test_step_seconds_times_the_precision_asked():
+    m = create_model("vgg_tiny", num_classes=3, n_mels=32)
+    seen = []
+    m.features[0][0].register_forward_hook(lambda mod, i, out: seen.append(out.dtype))
+    spectra = []
+    m.frontend.register_forward_hook(lambda mod, i, out: spectra.append(out.dtype))
+    step_seconds(m, batch_size=2, seconds=0.5, steps=1, warmup=0)
+    step_seconds(m, batch_size=2, seconds=0.5, steps=1, warmup=0, autocast=torch.bfloat16)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert spectra == [torch.float32, torch.float32]   # the front end stays float32 under autocast
+
+
 def test_step_seconds_restores_the_model():
     torch.manual_seed(0)
     m = create_model("effnet_s", num_classes=3, n_mels=32)

@@ -317,12 +317,31 @@ def test_budget_times_the_data_path_on_the_users_files(tmp_path):
     assert data_seconds(cfg.replace(cache_audio=False), data, examples=4).first_decode_s == 0.0  # decoded each time
     c = step_cost(cfg, d, num_classes=3)
     assert c.data_s == pytest.approx(cfg.batch_size * d.per_example_s)
-    assert c.valid_s == pytest.approx(c.model_s * 6 / 15 / 3)  # forward only, on 6 valid per 15 train examples
+    assert c.float32_s > 0 and c.bfloat16_s > 0 and c.model_s == (c.bfloat16_s if c.amp else c.float32_s)
+    assert c.valid_s == pytest.approx(c.float32_s * 6 / 15 / 3)  # float32 forward only, 6 valid per 15 train
     assert c.once_s == pytest.approx(d.first_decode_s * 21)
     tight = recipe(data, budget_s=1.0)
     assert tight.predicted_seconds > 0
     assert tight.predicted_seconds <= 1.0 or tight.config.max_steps == 1  # capped to fit (one step at least)
     assert recipe(data).predicted_seconds is None and tight.to_dict()["predicted_seconds"] == tight.predicted_seconds
+
+
+def test_budget_takes_bfloat16_only_where_its_step_is_timed_faster(tmp_path, monkeypatch):
+    import roomtone.models.compute as compute
+    from roomtone.recipe.budget import AMP_MIN_GAIN
+
+    data = make_set(tmp_path / "a", sr=8000, seconds=(0.4, 0.6), per_split=(3, 1, 1))
+    for bf16_s, amp in ((0.1 / (AMP_MIN_GAIN + 0.05), "on"), (0.1 / (AMP_MIN_GAIN - 0.05), "auto")):
+        def step_seconds(model, *, autocast=None, _bf16_s=bf16_s, **kw):
+            return 0.1 if autocast is None else _bf16_s
+        monkeypatch.setattr(compute, "step_seconds", step_seconds)
+        r = recipe(data, budget_s=1e6)
+        row = next(x for x in r.table() if x["setting"] == "amp")
+        assert r.config.amp == amp and row["value"] == amp, bf16_s
+        assert f"100 ms in float32, {1000 * bf16_s:.0f} ms under bfloat16" in row["measured"]
+        assert ("in bfloat16" in next(x for x in r.table() if x["setting"].startswith("max_steps"))["reason"]) == (
+            amp == "on")
+    assert recipe(data).config.amp == "auto"     # no budget: nothing timed, the same recipe on every machine
 
 
 def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypatch):

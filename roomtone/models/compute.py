@@ -9,6 +9,7 @@ end (STFT, mel projection) is not counted either: it is the same for every model
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 
@@ -91,11 +92,12 @@ def compute_profile(model: nn.Module, *, seconds: float = 1.0) -> dict:
 
 
 def step_seconds(model: nn.Module, *, batch_size: int = 32, seconds: float = 1.0, steps: int = 3,
-                 warmup: int = 1, lr: float = 1e-3, spec_transform=None) -> float:
+                 warmup: int = 1, lr: float = 1e-3, spec_transform=None, autocast: torch.dtype | None = None) -> float:
     """Median wall seconds of one training step (forward, cross-entropy, backward, AdamW step) of ``model``
     on a batch of ``batch_size`` clips of ``seconds`` s, on the model's device and in its layout (the training
     loop's is :func:`to_training_layout`), after ``warmup`` steps. ``spec_transform`` (e.g. SpecAugment) is
-    passed to ``model(x, spec_transform=...)`` as the fit loop does.
+    passed to ``model(x, spec_transform=...)`` as the fit loop does. ``autocast`` (e.g. ``torch.bfloat16``) runs
+    the forward under ``torch.autocast`` of the model's device in that dtype, as ``TrainConfig(amp="on")`` does.
 
     For a time budget: ``steps_in_budget = budget / step_seconds(...)``. The model's weights are restored
     afterwards (its optimizer is a throwaway), so a fresh model can be measured and then trained.
@@ -117,7 +119,8 @@ def step_seconds(model: nn.Module, *, batch_size: int = 32, seconds: float = 1.0
     try:
         for i in range(warmup + steps):
             t0 = time.perf_counter()
-            out = model(x) if spec_transform is None else model(x, spec_transform=spec_transform)
+            with contextlib.nullcontext() if autocast is None else torch.autocast(x.device.type, dtype=autocast):
+                out = model(x) if spec_transform is None else model(x, spec_transform=spec_transform)
             y = torch.arange(batch_size, device=x.device) % max(n_classes, out.shape[-1])
             loss = nn.functional.cross_entropy(out.float(), y)
             opt.zero_grad(set_to_none=True)

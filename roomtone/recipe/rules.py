@@ -377,10 +377,10 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     why_steps = f"{STEPS_PER_SQRT_EXAMPLE} x sqrt({n_train} training examples)"
     predicted = None
     if budget_s is not None:
-        config, steps, why_steps, size, predicted = fit_budget(
+        config, steps, why_steps, timed, predicted = fit_budget(
             config, steps=steps, budget_s=budget_s, num_classes=len(labels), pattern_s=pattern, why_steps=why_steps,
             prepared_dir=prepared_dir)
-        choices.append(size)
+        choices.extend(timed)
     per_epoch = fitted_batches(n_train, n_fit=n_fit, n_rows=int(m["n_train"]),
                                has_valid=any(r.split == "valid" for r in rows), valid_fraction=config.valid_fraction)
     epochs = max(1, math.ceil(steps / per_epoch))   # enough epochs for every step; max_steps ends the run
@@ -434,12 +434,14 @@ def size_label(config: TrainConfig) -> str:
 
 
 def fit_budget(config: TrainConfig, *, steps: int, budget_s: float, num_classes: int, pattern_s: float,
-               why_steps: str, prepared_dir: str | os.PathLike) -> tuple[TrainConfig, int, str, Choice, float]:
-    """``(config, steps, why_steps, size_choice, predicted_seconds)`` under ``budget_s``: the first of :data:`SIZES`
-    that runs >= ``MIN_STEP_SHARE`` of ``steps`` in the budget (else the lightest), with the steps capped to what
-    fits.
-    A size's seconds are timed here: its model steps, and the data path on ``prepared_dir``'s own training
-    examples (:mod:`roomtone.recipe.budget`)."""
+               why_steps: str, prepared_dir: str | os.PathLike
+               ) -> tuple[TrainConfig, int, str, list[Choice], float]:
+    """``(config, steps, why_steps, [size_choice, amp_choice], predicted_seconds)`` under ``budget_s``: the first of
+    :data:`SIZES` that runs >= ``MIN_STEP_SHARE`` of ``steps`` in the budget (else the lightest), with the steps
+    capped to what fits, in bfloat16 autocast (``amp="on"``) where that size's step is
+    ``budget.AMP_MIN_GAIN`` x faster so.
+    A size's seconds are timed here: its model steps in both precisions, and the data path on ``prepared_dir``'s
+    own training examples (:mod:`roomtone.recipe.budget`)."""
     from roomtone.recipe import budget
 
     data = budget.data_seconds(config, prepared_dir)
@@ -455,15 +457,32 @@ def fit_budget(config: TrainConfig, *, steps: int, budget_s: float, num_classes:
     reason = (f"the full size runs {MIN_STEP_SHARE:.0%} or more of the {steps} steps in the budget" if full else
               f"the larger sizes would run < {MIN_STEP_SHARE:.0%} of the {steps} steps in {budget_s:.0f} s: a smaller "
               f"input and model trained longer beats a larger one cut short")
-    choice = Choice("frontend.hop_length, n_mels, model_kwargs.channels", size_label(cand),
-                    "; ".join(tried) + f" (data path timed on {data.timed} of the {data.n_train} training examples)",
-                    reason)
+    choices = [Choice("frontend.hop_length, n_mels, model_kwargs.channels", size_label(cand),
+                      "; ".join(tried) + f" (data path timed on {data.timed} of the {data.n_train} training examples)",
+                      reason), amp_choice(cost)]
+    if cost.amp:
+        cand = cand.replace(amp="on")
     if fits < steps:
         steps = max(1, fits)
-        return (cand, steps, f"{why_steps}, capped by the {budget_s:.0f} s budget at {cost.describe()}", choice,
+        return (cand, steps, f"{why_steps}, capped by the {budget_s:.0f} s budget at {cost.describe()}", choices,
                 cost.seconds(steps))
     return (cand, steps, f"{why_steps}; ~{cost.seconds(steps):.0f} s at {cost.describe()} here "
-                         f"(budget {budget_s:.0f} s)", choice, cost.seconds(steps))
+                         f"(budget {budget_s:.0f} s)", choices, cost.seconds(steps))
+
+
+def amp_choice(cost) -> Choice:
+    """The ``amp`` row of a timed :class:`roomtone.recipe.budget.StepCost`."""
+    from roomtone.recipe.budget import AMP_MIN_GAIN
+
+    if None in (cost.float32_s, cost.bfloat16_s):
+        return Choice("amp", "on" if cost.amp else "off", "one precision timed", "the config fixes the precision")
+    measured = (f"a training step {1000 * cost.float32_s:.0f} ms in float32, {1000 * cost.bfloat16_s:.0f} ms under "
+                "bfloat16 autocast here")
+    if cost.amp:
+        return Choice("amp", "on", measured, f"bfloat16 autocast is >= {AMP_MIN_GAIN:g} x faster on this machine; "
+                      "the front end and the loss stay float32")
+    return Choice("amp", "auto", measured, f"bfloat16 is not {AMP_MIN_GAIN:g} x faster here: float32 on a CPU "
+                  "(autocast on a CUDA device)")
 
 
 def fitted_batches(n_examples: int, *, n_fit: int, n_rows: int, has_valid: bool, valid_fraction: float) -> int:
