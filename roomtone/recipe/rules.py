@@ -20,8 +20,8 @@ The rules are written once here, each with the constant it uses; none is tuned t
   epochs, large ones few). With ``budget_s``, a few steps and the data path (on the user's files) are timed on
   this machine; when the model would run less than ``MIN_STEP_SHARE`` of its steps in the budget, the recipe
   takes the first lighter size of ``SIZES`` that does (narrower channels and fewer mel bands with one conv in
-  the first block, then a coarser hop too), then caps the steps to the budget; the chosen size's step is timed
-  in float32 and under bfloat16 autocast, and bfloat16 (``amp="on"``) is taken where it is
+  the first block, then a coarser hop too), then caps the steps to the budget; each size tried is timed in
+  float32 and under bfloat16 autocast and judged at the faster, and bfloat16 (``amp="on"``) is taken where it is
   ``budget.AMP_MIN_GAIN`` x faster;
 * balanced sampling above ``IMBALANCE_FROM`` (largest / smallest class);
 * augmentation: a simulated microphone always (deployment means another microphone); noise too when the
