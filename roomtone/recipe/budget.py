@@ -83,8 +83,10 @@ class DataCost:
 def data_seconds(config: TrainConfig, prepared_dir: str | os.PathLike, *, examples: int = TIMED_EXAMPLES
                  ) -> DataCost:
     """Time the training data path of ``config`` on ``examples`` of ``prepared_dir``'s training examples (evenly
-    spread; windows when the config has them): each is loaded twice, the first time decoding, the second from
-    the clip cache (when ``config.cache_audio``) with a fresh augmentation draw."""
+    spread; windows when the config has them), fetched as the fit loop's DataLoader fetches them (batches of
+    ``config.batch_size`` through ``__getitems__``: one augmentation pass per batch). Each batch is fetched twice,
+    the first time decoding, the second from the clip cache (when ``config.cache_audio``) with a fresh
+    augmentation draw."""
     from roomtone.train.data import load_splits, train_valid_datasets, window_kwargs
 
     splits, meta = load_splits(prepared_dir, valid_fraction=config.valid_fraction, seed=config.seed,
@@ -93,15 +95,17 @@ def data_seconds(config: TrainConfig, prepared_dir: str | os.PathLike, *, exampl
                                     clip_seconds=config.clip_seconds)
     n = len(ds)
     picks = sorted({int(i * n / min(n, examples)) for i in range(min(n, examples))})
-    t0 = time.perf_counter()
-    for i in picks:
-        ds[i]
-    first = (time.perf_counter() - t0) / len(picks)
+    batches = [picks[i:i + config.batch_size] for i in range(0, len(picks), config.batch_size)]
+
+    def fetch_all() -> float:
+        t0 = time.perf_counter()
+        for b in batches:
+            ds.__getitems__(b)
+        return (time.perf_counter() - t0) / len(picks)
+
+    first = fetch_all()
     ds.set_epoch(1)
-    t0 = time.perf_counter()
-    for i in picks:
-        ds[i]
-    steady = (time.perf_counter() - t0) / len(picks)
+    steady = fetch_all()
     return DataCost(per_example_s=steady, first_decode_s=max(0.0, first - steady) if config.cache_audio else 0.0,
                     n_train=n, n_valid=len(splits["valid"]), timed=len(picks))
 
