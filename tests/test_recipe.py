@@ -303,7 +303,7 @@ def test_budget_caps_the_steps_from_timed_steps(tmp_path):
         recipe(data, budget_s=0)
 
 
-def test_budget_times_the_data_path_on_the_users_files(tmp_path):
+def test_budget_times_the_data_path_on_the_users_files(tmp_path, monkeypatch):
     from roomtone.recipe.budget import StepCost, data_seconds, step_cost
 
     cost = StepCost(model_s=0.02, data_s=0.01, valid_s=0.005, once_s=3.0)
@@ -315,6 +315,13 @@ def test_budget_times_the_data_path_on_the_users_files(tmp_path):
     assert (d.n_train, d.n_valid, d.timed) == (15, 6, 4)  # 5 per class x 3 classes; timed 4 of them
     assert d.per_example_s > 0 and d.first_decode_s >= 0
     assert data_seconds(cfg.replace(cache_audio=False), data, examples=4).first_decode_s == 0.0  # decoded each time
+    from roomtone.prepare.dataset import AudioDataset
+
+    fetched, fetch = [], AudioDataset.__getitems__
+    monkeypatch.setattr(AudioDataset, "__getitems__", lambda self, idx: fetched.append(list(idx)) or fetch(self, idx))
+    data_seconds(cfg.replace(batch_size=3), data, examples=4)
+    assert [len(b) for b in fetched] == [3, 1, 3, 1]  # as the loader fetches: batches, first decode then cached
+    assert fetched[:2] == fetched[2:] and sorted(sum(fetched[:2], [])) == sorted(set(sum(fetched[:2], [])))
     c = step_cost(cfg, d, num_classes=3)
     assert c.data_s == pytest.approx(cfg.batch_size * d.per_example_s)
     assert c.float32_s > 0 and c.bfloat16_s > 0 and c.model_s == (c.bfloat16_s if c.amp else c.float32_s)
