@@ -319,14 +319,17 @@ def test_budget_times_the_data_path_on_the_users_files(tmp_path, monkeypatch):
 
     fetched, fetch = [], AudioDataset.__getitems__
     monkeypatch.setattr(AudioDataset, "__getitems__", lambda self, idx: fetched.append(list(idx)) or fetch(self, idx))
-    data_seconds(cfg.replace(batch_size=3), data, examples=4)
-    assert [len(b) for b in fetched] == [3, 1, 3, 1]  # as the loader fetches: batches, first decode then cached
-    assert fetched[:2] == fetched[2:] and sorted(sum(fetched[:2], [])) == sorted(set(sum(fetched[:2], [])))
+    d3 = data_seconds(cfg.replace(batch_size=3), data, examples=4)
+    warm, timed = fetched[0], fetched[1:]
+    assert [len(b) for b in timed] == [3, 1, 3, 1]  # as the loader fetches: batches, first decode then cached
+    assert timed[:2] == timed[2:] and len(set(sum(timed[:2], []))) == 4 == d3.timed
+    assert warm and not set(warm) & set(sum(timed, []))  # the one-off first batch is other examples
+    assert d3.setup_s > 0
     c = step_cost(cfg, d, num_classes=3)
     assert c.data_s == pytest.approx(cfg.batch_size * d.per_example_s)
     assert c.float32_s > 0 and c.bfloat16_s > 0 and c.model_s == (c.bfloat16_s if c.amp else c.float32_s)
     assert c.valid_s == pytest.approx(c.float32_s * 6 / 15 / 3)  # float32 forward only, 6 valid per 15 train
-    assert c.once_s == pytest.approx(d.first_decode_s * 21)
+    assert c.once_s == pytest.approx(d.first_decode_s * 21 + d.setup_s)
     tight = recipe(data, budget_s=1.0)
     assert tight.predicted_seconds > 0
     assert tight.predicted_seconds <= 1.0 or tight.config.max_steps == 1  # capped to fit (one step at least)
