@@ -40,7 +40,7 @@ def _versions() -> str:
     return ", ".join(out)
 
 
-#: CPU extensions that change torch's CPU speed the most (bfloat16 autocast is only faster with the last three).
+#: CPU extensions that change torch's CPU speed the most (bfloat16 autocast has been faster only with the last two).
 CPU_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
