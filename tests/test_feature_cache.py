@@ -98,12 +98,16 @@ def test_real_kill_midway_then_resume(tmp_path):
             "progress=lambda n: time.sleep(0.05))")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "prep"), str(tmp_path / "killed")], env=env)
+
+    def tables_done() -> int:  # renamed into place; a temporary (".<name>.<pid>.tmp.json") is not done
+        return sum(not p.name.startswith(".") for p in (tmp_path / "killed").glob("*/shards/*.json"))
+
     deadline = time.time() + 60
-    while time.time() < deadline and len(list((tmp_path / "killed").glob("*/shards/*.json"))) < 2:
+    while time.time() < deadline and tables_done() < 2:
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_before = len(list((tmp_path / "killed").glob("*/shards/*.json")))
+    n_before = tables_done()
     assert 2 <= n_before < 120 // 8, f"the job was not killed midway ({n_before} shards done)"
     again = cache_prepared(tmp_path / "prep", cache_root=tmp_path / "killed", shard_size=8)
     assert again["reused"] >= 8 * 2 and again["computed"] > 0, again
