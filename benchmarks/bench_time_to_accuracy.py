@@ -33,18 +33,19 @@ EFFICIENT = "effnet_m"
 DATASETS = (("fsdd-official", "FSDD official split"), ("fsdd-speaker", "FSDD by speaker (theo, yweweler test)"),
             ("synthetic", "synthetic events"))
 EFFNET_CHANGES = (f"model={EFFICIENT}" " (the recipe's channels and head; not its VGG block layout)",
-                  "frontend.hop_length x2", "specaugment.time_width / 2 (same mask duration)",
+                  "frontend.hop_length x2", "no SpecAugment masks (rules.LIGHT_SIZE_MASKS, as the recipe's lighter "
+                  "sizes)",
                   "amp auto (float32 on a CPU: the precision the recipe timed was the VGG's)")
 
 
 def effnet_config(cfg):
     """Run 1's config -> the efficient run's: the model (:func:`roomtone.recipe.rules.for_model`), a hop twice the
-    recipe's ("reduce the data size") and SpecAugment time masks of the same duration in the coarser frames."""
-    from roomtone.recipe.rules import for_model
+    recipe's ("reduce the data size") and the SpecAugment masks of the recipe's lighter sizes."""
+    from roomtone.recipe.rules import LIGHT_SIZE_MASKS, for_model
 
     return for_model(cfg, EFFICIENT).replace(**{"frontend.hop_length": 2 * cfg.frontend.hop_length,
-                                                "specaugment.time_width": max(1, cfg.specaugment.time_width // 2),
-                                                "amp": "auto"})
+                                                "specaugment.freq_masks": LIGHT_SIZE_MASKS,
+                                                "specaugment.time_masks": LIGHT_SIZE_MASKS, "amp": "auto"})
 
 
 def _train(cfg, data: Path, out: Path) -> dict:

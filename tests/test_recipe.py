@@ -379,16 +379,19 @@ def test_budget_takes_a_lighter_size_before_cutting_the_steps(tmp_path, monkeypa
     c = r.config
     assert c.frontend.hop_length == fe.hop_length and c.frontend.n_mels == fe.n_mels // 2
     assert c.model_kwargs["channels"] == [round(x * SIZES[1][1]) for x in full.model_kwargs["channels"]]
-    assert c.specaugment.freq_width == full.specaugment.freq_width // 2
+    assert full.specaugment.freq_masks > 0 and full.specaugment.time_masks > 0      # the full size keeps its masks
+    assert (c.specaugment.freq_masks, c.specaugment.time_masks) == (0, 0)          # a lighter size drops them...
+    assert c.specaugment.freq_stretch == full.specaugment.freq_stretch > 0        # ...and keeps the stretch
     assert c.max_steps == int(0.05 * steps / per) < steps
     row = next(x for x in r.table() if x["setting"].startswith("frontend.hop_length, n_mels"))
     assert row["value"].startswith(f"hop 10 ms, {fe.n_mels // 2} mels") and "s/step" in row["measured"]
     blocks = len(c.model_kwargs["channels"])
-    assert c.model_kwargs["block_convs"] == [1] + [2] * (blocks - 1) and row["value"].endswith("one conv in block 1")
+    assert c.model_kwargs["block_convs"] == [1] + [2] * (blocks - 1)
+    assert row["value"].endswith("one conv in block 1, no masks") and "no SpecAugment masks" in row["reason"]
     assert "block_convs" not in kept.model_kwargs
     tiny = recipe(data, budget_s=0.01 * steps).config          # nothing fits: the lightest size, steps capped
     assert tiny.frontend.hop_length == 2 * fe.hop_length and tiny.frontend.n_mels == fe.n_mels // 2
-    assert tiny.specaugment.time_width == full.specaugment.time_width // 2
+    assert (tiny.specaugment.freq_masks, tiny.specaugment.time_masks) == (0, 0)
     assert tiny.max_steps == int(0.01 * steps / (0.5 * per))
     fit(tiny.replace(max_steps=2, epochs=1), data_dir=data, out_dir=tmp_path / "run", progress=False)
     trained = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
