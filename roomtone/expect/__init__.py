@@ -9,7 +9,7 @@ Names load on first use (importing ``roomtone.expect`` stays cheap for the CLI).
 
 from __future__ import annotations
 
-import importlib
+from roomtone.lazy import lazy_exports
 
 #: public name -> the submodule that defines it
 _EXPORTS = {
@@ -26,12 +26,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'roomtone.expect' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"roomtone.expect.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
