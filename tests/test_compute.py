@@ -65,6 +65,9 @@ def test_step_seconds_restores_the_model():
     assert t > 0
     for k, v in m.state_dict().items():
         assert torch.equal(v, before[k]), k
+    calls = []
+    step_seconds(m, batch_size=4, seconds=0.5, steps=3, warmup=2, between=lambda: calls.append(1))
+    assert len(calls) == 5                                  # before every step, warm-up included
     with pytest.raises(ParameterError, match="batch_size=0"):
         step_seconds(m, batch_size=0)
     with pytest.raises(ParameterError, match="seconds=-1"):

@@ -325,6 +325,14 @@ def test_budget_times_the_data_path_on_the_users_files(tmp_path, monkeypatch):
     assert timed[:2] == timed[2:] and len(set(sum(timed[:2], []))) == 4 == d3.timed
     assert warm and not set(warm) & set(sum(timed, []))  # the one-off first batch is other examples
     assert d3.setup_s > 0
+    del fetched[:]
+    d3.fetch(), d3.fetch(), d3.fetch()
+    assert fetched == [timed[2], timed[3], timed[2]]   # between timed steps: the timed batches in turn, cached
+    del fetched[:]
+    c3 = step_cost(cfg.replace(batch_size=3), d3, num_classes=3)
+    from roomtone.recipe.budget import TIMED_STEPS
+
+    assert len(fetched) == 2 * (TIMED_STEPS + 1) and c3.float32_s > 0  # a batch before each step, both precisions
     c = step_cost(cfg, d, num_classes=3)
     assert c.data_s == pytest.approx(cfg.batch_size * d.per_example_s)
     assert c.float32_s > 0 and c.bfloat16_s > 0 and c.model_s == (c.bfloat16_s if c.amp else c.float32_s)

@@ -92,12 +92,15 @@ def compute_profile(model: nn.Module, *, seconds: float = 1.0) -> dict:
 
 
 def step_seconds(model: nn.Module, *, batch_size: int = 32, seconds: float = 1.0, steps: int = 3,
-                 warmup: int = 1, lr: float = 1e-3, spec_transform=None, autocast: torch.dtype | None = None) -> float:
+                 warmup: int = 1, lr: float = 1e-3, spec_transform=None, autocast: torch.dtype | None = None,
+                 between=None) -> float:
     """Median wall seconds of one training step (forward, cross-entropy, backward, AdamW step) of ``model``
     on a batch of ``batch_size`` clips of ``seconds`` s, on the model's device and in its layout (the training
     loop's is :func:`to_training_layout`), after ``warmup`` steps. ``spec_transform`` (e.g. SpecAugment) is
     passed to ``model(x, spec_transform=...)`` as the fit loop does. ``autocast`` (e.g. ``torch.bfloat16``) runs
     the forward under ``torch.autocast`` of the model's device in that dtype, as ``TrainConfig(amp="on")`` does.
+    ``between()`` (untimed) runs before every step, e.g. a data batch fetched as in the fit loop: a step timed in
+    a tight loop finds the caches warm that a real step finds filled with the last batch's audio.
 
     For a time budget: ``steps_in_budget = budget / step_seconds(...)``. The model's weights are restored
     afterwards (its optimizer is a throwaway), so a fresh model can be measured and then trained.
@@ -118,6 +121,8 @@ def step_seconds(model: nn.Module, *, batch_size: int = 32, seconds: float = 1.0
     model.train()
     try:
         for i in range(warmup + steps):
+            if between is not None:
+                between()
             t0 = time.perf_counter()
             with contextlib.nullcontext() if autocast is None else torch.autocast(x.device.type, dtype=autocast):
                 out = model(x) if spec_transform is None else model(x, spec_transform=spec_transform)
