@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import os
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -86,7 +87,7 @@ class DataCost:
     timed: int
     setup_s: float = 0.0
     #: fetches the next timed batch from the clip cache (what the fit loop does between steps); None: not kept
-    fetch: object = dataclasses.field(default=None, compare=False, repr=False)
+    fetch: Callable[[], None] | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def data_seconds(config: TrainConfig, prepared_dir: str | os.PathLike, *, examples: int = TIMED_EXAMPLES

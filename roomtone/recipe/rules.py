@@ -474,8 +474,9 @@ def fit_budget(config: TrainConfig, *, steps: int, budget_s: float, num_classes:
     full = size == SIZES[0]
     reason = (f"the full size runs {MIN_STEP_SHARE:.0%} or more of the {steps} steps in the budget" if full else
               f"the larger sizes would run < {MIN_STEP_SHARE:.0%} of the {steps} steps in {budget_s:.0f} s: a smaller "
-              f"input and model trained longer beats a larger one cut short; no SpecAugment masks (a small model "
-              f"underfits with them)")
+              f"input and model trained longer beats a larger one cut short" +
+              ("; no SpecAugment masks (a small model underfits with them)" if LIGHT_SIZE_MASKS == 0 else
+               f"; {LIGHT_SIZE_MASKS} SpecAugment masks per axis"))
     choices = [Choice("frontend.hop_length, n_mels, model_kwargs.channels", size_label(cand),
                       "; ".join(tried) + f" (data path timed on {data.timed} of the {data.n_train} training examples)",
                       reason), amp_choice(cost)]

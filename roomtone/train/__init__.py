@@ -7,35 +7,16 @@
 
 from __future__ import annotations
 
+from roomtone.lazy import lazy_exports
 
-def __getattr__(name: str):
-    # Lazy: importing roomtone.train stays cheap (the CLI imports every command module).
-    if name in ("fit", "read_metrics", "predict_dataset"):
-        from roomtone.train import loop
+# Lazy: importing roomtone.train stays cheap (the CLI imports every command module).
+_EXPORTS = {"fit": "loop", "read_metrics": "loop", "predict_dataset": "loop", "evaluate": "evaluate",
+            "load_run": "run", "build_model": "run", "predict_files": "predict", "predict_waveform": "predict",
+            "export_model": "export"}
 
-        return getattr(loop, name)
-    if name == "evaluate":
-        from roomtone.train.evaluate import evaluate
+__all__ = sorted(_EXPORTS)
 
-        return evaluate
-    if name in ("load_run", "build_model"):
-        from roomtone.train import run
-
-        return getattr(run, name)
-    if name in ("predict_files", "predict_waveform"):
-        from roomtone.train import predict
-
-        return getattr(predict, name)
-    if name == "export_model":
-        from roomtone.train.export import export_model
-
-        return export_model
-    raise AttributeError(f"module 'roomtone.train' has no attribute {name!r}")
-
-
-__all__ = ["build_model", "evaluate", "export_model", "fit", "load_run", "predict_dataset", "predict_files",
-           "predict_waveform", "read_metrics"]
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 # `roomtone.train.evaluate` is the function (the contract), not the submodule of the same name.
-from roomtone.train.evaluate import evaluate  # noqa: E402
+from roomtone.train.evaluate import evaluate  # noqa: E402, F401
