@@ -123,6 +123,9 @@ class TrainConfig:
     cache_audio: bool = True            # keep decoded clips in memory after the first epoch
     checkpoint_every: int = 50          # steps between step-level checkpoints (last.pt); 0 = epoch ends only
     max_steps: int | None = None        # stop after this many optimizer steps (smoke runs)
+    max_seconds: float | None = None    # keep to this many training seconds: from the second epoch on the loop
+                                        # cuts the steps left to what fits at its measured rate and re-plans the
+                                        # schedule (roomtone.train.schedule); never adds steps. None = no cap
     # transfer learning: strategies of the one fit loop (roomtone.train.strategy); pretrained = catalogue name
     pretrained: str | None = None
     mode: str = "probe"                 # "probe" | "finetune"
@@ -151,6 +154,7 @@ class TrainConfig:
         pos("lr", self.lr)
         pos("clip_seconds", self.clip_seconds, allow_none=True)
         pos("max_steps", self.max_steps, allow_none=True)
+        pos("max_seconds", self.max_seconds, allow_none=True)
         pos("window_hop", self.window_hop, allow_none=True)
         if self.window_hop is not None and self.clip_seconds is None:
             raise ParameterError(f"window_hop={self.window_hop!r} needs clip_seconds (the window length)")

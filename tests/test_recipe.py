@@ -297,8 +297,9 @@ def test_budget_caps_the_steps_from_timed_steps(tmp_path):
         parse_seconds("soon")
     data = make_set(tmp_path / "b", sr=8000, seconds=(0.4, 0.6), per_split=(3, 1, 1))
     r = recipe(data, budget_s=1e-3)
-    assert r.config.max_steps == 1
+    assert r.config.max_steps == 1 and r.config.max_seconds == 1e-3   # the run keeps to the budget too
     assert any("capped by the" in row["reason"] and "s/step" in row["reason"] for row in r.table())
+    assert recipe(data).config.max_seconds is None
     with pytest.raises(ParameterError, match="budget_s=0"):
         recipe(data, budget_s=0)
 

@@ -58,8 +58,8 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option(None, help="Transfer mode with --pretrained: probe | finetune."),
         set_: list[str] = typer.Option(None, "--set", help="Override any config field: key=value (repeatable)."),
         budget: str = typer.Option(None, help="Training time budget for the recipe (e.g. 300, 5m, 1h): caps the "
-                                   "step count from a few timed steps. Default 15m; none = steps from the data's "
-                                   "size only."),
+                                   "step count from a few timed steps, and the run keeps to it (slower than timed, "
+                                   "it cuts its steps left). Default 15m; none = steps from the data's size only."),
         domain: str = typer.Option(None, help="speech | sound effects | general audio: the recipe measures transfer "
                                    "points for this domain's backbones only (default: every backbone here)."),
         transfer: bool = typer.Option(True, "--transfer/--no-transfer", help="Let the recipe measure transfer points "

@@ -401,11 +401,14 @@ def recipe(prepared_dir: str | os.PathLike, *, budget_s: float | None = None, se
     per_epoch = fitted_batches(n_train, n_fit=n_fit, n_rows=int(m["n_train"]),
                                has_valid=any(r.split == "valid" for r in rows), valid_fraction=config.valid_fraction)
     epochs = max(1, math.ceil(steps / per_epoch))   # enough epochs for every step; max_steps ends the run
-    config = config.replace(epochs=epochs, max_steps=steps)
-    choices.append(Choice("max_steps, epochs", f"{steps} steps ({epochs} epochs)",
+    config = config.replace(epochs=epochs, max_steps=steps, max_seconds=budget_s)
+    choices.append(Choice("max_steps, epochs" + (", max_seconds" if budget_s is not None else ""),
+                          f"{steps} steps ({epochs} epochs)" + (f", <= {budget_s:.0f} s" if budget_s is not None else ""),
                           f"{n_train} training examples, batch {BATCH_SIZE}", why_steps +
                           f"; no early stopping: best.pt is the best validation epoch after {SELECT_AFTER:.0%} of the "
-                          "steps (earlier, high-lr epochs spike on small validation splits)"))
+                          "steps (earlier, high-lr epochs spike on small validation splits)" +
+                          ("; the run keeps to the budget: slower than timed here, it cuts its steps left and "
+                           "re-plans its schedule" if budget_s is not None else "")))
     choices.append(pick)
     return Recipe(config=config, choices=choices, measurements=m, prepared_dir=str(prepared_dir), transfer=transfer,
                   predicted_seconds=predicted)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from roomtone.train.checkpoint import atomic_save, check_run_dir, load_checkpoin
 from roomtone.train.compute import ComputeMeter
 from roomtone.train.data import batches, epoch_indices, load_splits, window_kwargs
 from roomtone.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
+from roomtone.train.schedule import make_scheduler, steps_in_time
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -54,28 +54,6 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
     return dev
-
-
-def _scheduler(optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int):
-    if config.schedule == "onecycle":
-        # torch's OneCycleLR divides by zero for 4 total steps (its warm-up phase would last 0 steps): runs that
-        # short get the schedule of an 8-step run, of which they take the first steps. Each parameter group
-        # peaks at its own lr (a fine-tuned backbone at lr * backbone_lr_scale).
-        max_lr = [g["lr"] for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 8),
-                                                   pct_start=0.25, anneal_strategy="cos",
-                                                   div_factor=25.0, final_div_factor=1e3)
-    if config.schedule == "cosine":
-        warm = max(1, int(round(config.warmup_epochs * steps_per_epoch)))
-
-        def f(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            t = (step - warm) / max(1, total_steps - warm)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
 def _amp(config: TrainConfig, device: torch.device):
@@ -221,7 +199,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
     if config.max_steps:
         total_steps = min(total_steps, int(config.max_steps))
     optimizer = torch.optim.AdamW(plan.param_groups, lr=config.lr)
-    scheduler = _scheduler(optimizer, config, total_steps, steps_per_epoch)
+    scheduler = make_scheduler(optimizer, config, total_steps, steps_per_epoch)
     autocast, scaler = _amp(config, device)
     ema = None
     if config.ema:  # scratch only (check_config): validated and saved instead of the raw weights
@@ -229,9 +207,14 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": -1,
-             "bad_epochs": 0, "accum": [0.0, 0.0, 0.0], "train_seconds": 0.0, "stopped_early": False}
+             "bad_epochs": 0, "accum": [0.0, 0.0, 0.0], "train_seconds": 0.0, "stopped_early": False,
+             "total_steps": total_steps, "timed": [0.0, 0.0, 0, 0]}  # timed: s, validation s, steps, epochs after the first
     if resume and last_path.exists():
         ck = load_checkpoint(last_path, map_location=device)
+        state.update(ck["state"])
+        if state["total_steps"] != total_steps:  # cut by max_seconds before the interruption
+            total_steps = state["total_steps"]
+            scheduler = make_scheduler(optimizer, config, total_steps, steps_per_epoch)
         if "net" in ck:  # the trained module's own state (probe: the classifier; not folded; not averaged)
             plan.net.load_state_dict(ck["net"])
         else:
@@ -242,7 +225,6 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
             ema.load_state_dict(ck["ema"])
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
-        state.update(ck["state"])
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         config.to_yaml(out_dir / "config.yaml")
@@ -335,10 +317,12 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
             record = {"epoch": epoch + 1, "step": state["global_step"],
                       "train_loss": loss_sum / max(count, 1), "train_accuracy": correct / max(count, 1),
                       "lr": optimizer.param_groups[0]["lr"]}
+            t_valid = time.perf_counter()
             if valid_ds is not None:
                 record.update(_validate(plan.net if ema is None else ema.module, valid_ds,
                                         batch_size=2 * config.batch_size, device=device,
                                         labels=labels, info=info, collate_fn=plan.collate))
+            t_valid = time.perf_counter() - t_valid
             monitor = config.monitor if config.monitor in record else "train_loss"
             value = record[monitor]
             selectable = state["global_step"] >= config.select_after * total_steps  # the last epoch always is
@@ -350,8 +334,20 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
                                  "labels": labels, "version": 1}, best_path)
             elif selectable:
                 state["bad_epochs"] += 1
-            state["train_seconds"] += time.perf_counter() - t0
+            epoch_s = time.perf_counter() - t0
+            state["train_seconds"] += epoch_s
             record["time_s"] = round(state["train_seconds"], 3)
+            if epoch > 0 and config.max_seconds is not None and state["global_step"] < total_steps:
+                cut = _cut_to_time(config, state, epoch_s=epoch_s, valid_s=t_valid, steps_per_epoch=steps_per_epoch,
+                                   info=info, device=device)
+                if cut < total_steps:
+                    if info.is_main:
+                        bar.console.print(f"time budget: {state['train_seconds']:.0f} of {config.max_seconds:.0f} s "
+                                          f"spent, {cut - state['global_step']} more steps fit: the run ends at step "
+                                          f"{cut} (planned {total_steps}), its schedule re-planned to that")
+                    total_steps = state["total_steps"] = cut
+                    scheduler = make_scheduler(optimizer, config, total_steps, steps_per_epoch,
+                                               done_steps=state["global_step"])
             state["epoch"] += 1
             state["step_in_epoch"] = 0
             state["accum"] = [0.0, 0.0, 0.0]
@@ -372,7 +368,22 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
     best = next((r for r in history if r["epoch"] == state["best_epoch"]), None)
     return {"run_dir": str(out_dir), "epochs_run": state["epoch"], "global_step": state["global_step"],
             "best_epoch": state["best_epoch"], "best": best, "last": history[-1] if history else last_record,
-            "stopped_early": state["stopped_early"], "train_seconds": state["train_seconds"], "compute": compute}
+            "stopped_early": state["stopped_early"], "train_seconds": state["train_seconds"], "compute": compute,
+            "total_steps": total_steps}
+
+
+def _cut_to_time(config: TrainConfig, state: dict, *, epoch_s: float, valid_s: float, steps_per_epoch: int,
+                 info: DistInfo, device: torch.device) -> int:
+    """The run's total steps under ``config.max_seconds`` after an epoch (not the first) of ``epoch_s`` seconds,
+    ``valid_s`` of them validating, ``state["step_in_epoch"]`` steps: the rates of all epochs timed so far (averaged over
+    ranks, so every rank cuts the same), :func:`roomtone.train.schedule.steps_in_time`."""
+    t = state["timed"]
+    t[0], t[1], t[2], t[3] = t[0] + epoch_s, t[1] + valid_s, t[2] + state["step_in_epoch"], t[3] + 1
+    seconds, valid, spent = all_reduce_sum([t[0], t[1], state["train_seconds"]], info, device)
+    seconds, valid, spent = (v / info.world_size for v in (seconds, valid, spent))
+    return steps_in_time(config.max_seconds, spent_s=spent, done=state["global_step"],
+                         step_s=(seconds - valid) / max(1, t[2]), valid_s=valid / t[3],
+                         steps_per_epoch=steps_per_epoch, total_steps=state["total_steps"])
 
 
 def _format_record(r: dict) -> str:
