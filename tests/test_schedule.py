@@ -92,9 +92,9 @@ def test_fit_keeps_to_max_seconds_and_is_unchanged_when_it_fits(tmp_path):
         tiny_config(max_seconds=0)
 
 
-def scripted_clock(monkeypatch, *, fail_at: int | None = None) -> None:
-    """The fit loop's clock scripted: the first epoch's 8 steps take 18 s, later steps 1 s each, every validation
-    pass 2 s. ``fail_at``: the step that raises (an interrupted run)."""
+def scripted_clock(monkeypatch, *, fail_at: int | None = None, late_step_s: float = 1.0) -> None:
+    """The fit loop's clock scripted: the first epoch's 8 steps take 18 s, the second's 1 s each, later steps
+    ``late_step_s`` each, every validation pass 2 s. ``fail_at``: the step that raises (an interrupted run)."""
     import roomtone.train.loop as loop
 
     clock = {"t": 0.0, "steps": 0}
@@ -108,7 +108,7 @@ def scripted_clock(monkeypatch, *, fail_at: int | None = None) -> None:
         clock["steps"] += 1
         if clock["steps"] == fail_at:
             raise KeyboardInterrupt
-        clock["t"] += 18.0 / 8 if clock["steps"] <= 8 else 1.0
+        clock["t"] += 18.0 / 8 if clock["steps"] <= 8 else 1.0 if clock["steps"] <= 16 else late_step_s
         real_stop(self)
 
     class Clock:
@@ -144,3 +144,17 @@ def test_fit_cuts_to_the_measured_rate_and_resumes_the_cut_run(tmp_path, monkeyp
     wa = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
     wb = torch.load(tmp_path / "again" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_fit_plans_a_run_that_slows_down_at_its_latest_pace(tmp_path, monkeypatch):
+    """80 s; epochs of 20 s, 10 s (1 s steps), then 18 s (2 s steps). After the second the 48 planned steps fit; after
+    the third (48 s spent) the mean pace (1.5 s a step) would plan 41 steps, re-plan 39 after the fourth and end at
+    82 s. The latest pace plans 38: one more epoch (18 s) and 6 steps with their validation (14 s), ending at 80 s."""
+    from roomtone.train import fit
+
+    data = make_tones(tmp_path / "data", per_class=(16, 4, 6))  # 8 steps per epoch
+    cfg = tiny_config(epochs=6, mixup=0.0, checkpoint_every=0, max_seconds=80.0)
+    scripted_clock(monkeypatch, late_step_s=2.0)
+    s = fit(cfg, data_dir=data, out_dir=tmp_path / "run", progress=False)
+    assert (s["total_steps"], s["global_step"], s["epochs_run"]) == (38, 38, 5)
+    assert s["train_seconds"] == pytest.approx(80.0)

@@ -375,15 +375,20 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
 def _cut_to_time(config: TrainConfig, state: dict, *, epoch_s: float, valid_s: float, steps_per_epoch: int,
                  info: DistInfo, device: torch.device) -> int:
     """The run's total steps under ``config.max_seconds`` after an epoch (not the first) of ``epoch_s`` seconds,
-    ``valid_s`` of them validating, ``state["step_in_epoch"]`` steps: the rates of all epochs timed so far (averaged over
-    ranks, so every rank cuts the same), :func:`roomtone.train.schedule.steps_in_time`."""
+    ``valid_s`` of them validating, ``state["step_in_epoch"]`` steps: :func:`roomtone.train.schedule.steps_in_time` at
+    the slower of two rates, that of all epochs timed so far and that of this one (a run that slows down, as one
+    whose later epochs share the machine or run hotter, is planned at its latest pace), averaged over ranks so
+    every rank cuts the same."""
     t = state["timed"]
-    t[0], t[1], t[2], t[3] = t[0] + epoch_s, t[1] + valid_s, t[2] + state["step_in_epoch"], t[3] + 1
-    seconds, valid, spent = all_reduce_sum([t[0], t[1], state["train_seconds"]], info, device)
-    seconds, valid, spent = (v / info.world_size for v in (seconds, valid, spent))
-    return steps_in_time(config.max_seconds, spent_s=spent, done=state["global_step"],
-                         step_s=(seconds - valid) / max(1, t[2]), valid_s=valid / t[3],
-                         steps_per_epoch=steps_per_epoch, total_steps=state["total_steps"])
+    steps = state["step_in_epoch"]
+    t[0], t[1], t[2], t[3] = t[0] + epoch_s, t[1] + valid_s, t[2] + steps, t[3] + 1
+    seconds, valid, spent, last_s, last_valid = (
+        v / info.world_size for v in all_reduce_sum([t[0], t[1], state["train_seconds"], epoch_s, valid_s],
+                                                     info, device))
+    step_s = max((seconds - valid) / max(1, t[2]), (last_s - last_valid) / max(1, steps))
+    return steps_in_time(config.max_seconds, spent_s=spent, done=state["global_step"], step_s=step_s,
+                         valid_s=max(valid / t[3], last_valid), steps_per_epoch=steps_per_epoch,
+                         total_steps=state["total_steps"])
 
 
 def _format_record(r: dict) -> str:

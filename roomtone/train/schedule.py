@@ -2,10 +2,11 @@
 
 With ``TrainConfig.max_seconds`` the loop keeps to that many training seconds (its own clock): at every epoch end
 after the first (the first decodes every clip once, so it is not the rate of the rest) it measures the seconds per
-step and per validation pass so far, and when the steps planned would not fit in the time left it cuts them to
-what does (:func:`steps_in_time`) and re-plans the schedule to the new total (:func:`make_scheduler` with
-``done_steps``): the run still ends on the annealed, low-lr part of its schedule. Steps are only ever cut, never
-added, so a run that fits is the same run as without a budget, byte for byte.
+step and per validation pass (the slower of their mean so far and the latest epoch's), and when the steps planned
+would not fit in the time left it cuts them to what does (:func:`steps_in_time`) and re-plans the schedule to the
+new total (:func:`make_scheduler` with ``done_steps``): the run still ends on the annealed, low-lr part of its
+schedule. Steps are only ever cut, never added, so a run that fits is the same run as without a budget, byte for
+byte.
 """
 
 from __future__ import annotations
