@@ -10,7 +10,7 @@ from torch import nn
 
 from roomtone.errors import ParameterError
 from roomtone.models import create_model
-from roomtone.models.compute import compute_profile, count_macs, count_parameters, step_seconds
+from roomtone.models.compute import adamw, compute_profile, count_macs, count_parameters, step_seconds
 
 
 def test_macs_match_a_hand_count():
@@ -127,3 +127,28 @@ def test_the_training_plan_trains_in_the_training_layout(tmp_path):
                      device=torch.device("cpu"), info=DistInfo())
     w = next(m.weight for m in plan.model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1)
     assert w.is_contiguous(memory_format=TRAINING_MEMORY_FORMAT)
+
+
+def test_adamw_is_fused_on_cpu_and_takes_the_per_tensor_loops_steps():
+    """The loop's optimizer runs fused on CPU parameters (groups too) and its updates equal torch's per-tensor
+    AdamW up to float rounding, weight decay per group included."""
+    torch.manual_seed(0)
+    a = create_model("vgg", num_classes=3, channels=(4, 8), dropout=0.0)
+    b = create_model("vgg", num_classes=3, channels=(4, 8), dropout=0.0)
+    b.load_state_dict(a.state_dict())
+
+    def groups(m):
+        return [{"params": [p for p in m.parameters() if p.ndim > 1], "weight_decay": 0.05},
+                {"params": [p for p in m.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+
+    fused, loop = adamw(groups(a), lr=1e-2), torch.optim.AdamW(groups(b), lr=1e-2, foreach=False)
+    assert fused.defaults["fused"] is True and not loop.defaults["fused"]
+    x = torch.randn(4, 8000)
+    for _ in range(5):
+        for m, opt in ((a, fused), (b, loop)):
+            opt.zero_grad()
+            m(x).square().mean().backward()
+            opt.step()
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    assert adamw([torch.zeros(2, dtype=torch.int64, requires_grad=False)], lr=1e-3).defaults["fused"] is None

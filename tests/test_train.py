@@ -177,13 +177,13 @@ def test_bfloat16_autocast_on_a_cpu_trains_deterministically(tmp_path):
 
     data = make_tones(tmp_path / "data")
     cfg = tiny_config(epochs=1, amp="on", device="cpu")
-    fit(cfg, data_dir=data, out_dir=tmp_path / "a", progress=False)
+    assert fit(cfg, data_dir=data, out_dir=tmp_path / "a", progress=False)["precision"] == "bfloat16"
     fit(cfg, data_dir=data, out_dir=tmp_path / "b", progress=False)
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a) and all(v.dtype != torch.bfloat16 for v in a.values())
     fp32 = tiny_config(epochs=1, amp="off", device="cpu")
-    fit(fp32, data_dir=data, out_dir=tmp_path / "c", progress=False)
+    assert fit(fp32, data_dir=data, out_dir=tmp_path / "c", progress=False)["precision"] == "float32"
     c = torch.load(tmp_path / "c" / "last.pt", weights_only=True)["model"]
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())  # bfloat16 did run
     model, _, _ = load_run(tmp_path / "a")

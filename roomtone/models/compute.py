@@ -25,6 +25,21 @@ COUNTED = (nn.Conv1d, nn.Conv2d, nn.Linear)
 TRAINING_MEMORY_FORMAT = torch.channels_last
 
 
+#: Devices whose AdamW runs as one fused kernel over all parameters (``torch.optim.AdamW(fused=True)``, CPU since
+#: torch 2.4): the same update as the per-tensor loop up to float rounding. The recipe's small VGG (60k parameters
+#: in 30 tensors) on 2 CPU cores: 1.14 -> 0.28 ms per step (~2 % of its training step); the full size 1.4 -> 0.44 ms.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
+def adamw(params, *, lr: float) -> torch.optim.AdamW:
+    """The training loop's optimizer (and :func:`step_seconds`'): AdamW over ``params`` (tensors or parameter
+    groups), fused where the parameters' device supports it (:data:`FUSED_ADAMW_DEVICES`)."""
+    params = list(params)
+    tensors = [t for g in params for t in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(tensors) and all(t.device.type in FUSED_ADAMW_DEVICES and t.is_floating_point() for t in tensors)
+    return torch.optim.AdamW(params, lr=lr, fused=fused or None)
+
+
 def to_training_layout(model: nn.Module) -> nn.Module:
     """``model`` with its 4-D parameters and buffers in :data:`TRAINING_MEMORY_FORMAT` (in place; returned).
     ``state_dict`` values keep their numbers, so checkpoints load into a model in either layout."""
@@ -115,7 +130,7 @@ def step_seconds(model: nn.Module, *, batch_size: int = 32, seconds: float = 1.0
     n_classes = int(getattr(model, "num_classes", 0) or 0)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     was = model.training
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    opt = adamw([p for p in model.parameters() if p.requires_grad], lr=lr)
     cuda = x.device.type == "cuda"
     times = []
     model.train()

@@ -29,6 +29,7 @@ from torch import nn
 from roomtone.config import TrainConfig
 from roomtone.errors import ParameterError
 from roomtone.files import atomic_write_text
+from roomtone.models.compute import adamw
 from roomtone.train.checkpoint import atomic_save, check_run_dir, load_checkpoint, write_run_info
 from roomtone.train.compute import ComputeMeter
 from roomtone.train.data import batches, epoch_indices, load_splits, window_kwargs
@@ -56,16 +57,23 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
     return dev
 
 
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype a run of ``config`` trains under on ``device`` (None: float32). ``amp="auto"``: CUDA
+    only, bfloat16 where the device supports it, else float16 (with a GradScaler); ``"on"`` on a CPU: bfloat16."""
+    if not (config.amp == "on" or (config.amp == "auto" and device.type == "cuda")):
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
 def _amp(config: TrainConfig, device: torch.device):
     """(autocast context factory, GradScaler or None)."""
-    on = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
-    if not on:
+    dtype = amp_dtype(config, device)
+    if dtype is None:
         return contextlib.nullcontext, None
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-        return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
-    return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
 
 
 @torch.no_grad()
@@ -154,7 +162,8 @@ def fit(config: TrainConfig | str | os.PathLike | None = None, *, data_dir: str 
 
     Returns:
         ``{"run_dir", "epochs_run", "global_step", "best_epoch", "best", "last", "stopped_early", "train_seconds",
-        "compute"}`` (``compute``: :meth:`roomtone.train.compute.ComputeMeter.summary`; None for the probe).
+        "compute", "total_steps", "precision"}`` (``compute``: :meth:`roomtone.train.compute.ComputeMeter.summary`;
+        None for the probe; ``precision``: ``"float32"``, or the autocast dtype, e.g. ``"bfloat16"``).
     With ``config.pretrained`` set, ``config.mode`` (``"probe"`` or ``"finetune"``) picks the strategy
     (:mod:`roomtone.train.strategy`); ``run.json`` then records the backbone, its credit and licence.
     """
@@ -198,7 +207,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, int(config.max_steps))
-    optimizer = torch.optim.AdamW(plan.param_groups, lr=config.lr)
+    optimizer = adamw(plan.param_groups, lr=config.lr)
     scheduler = make_scheduler(optimizer, config, total_steps, steps_per_epoch)
     autocast, scaler = _amp(config, device)
     ema = None
@@ -369,7 +378,7 @@ def _fit(config: TrainConfig, *, data_dir: Path, out_dir: Path, resume: bool, pr
     return {"run_dir": str(out_dir), "epochs_run": state["epoch"], "global_step": state["global_step"],
             "best_epoch": state["best_epoch"], "best": best, "last": history[-1] if history else last_record,
             "stopped_early": state["stopped_early"], "train_seconds": state["train_seconds"], "compute": compute,
-            "total_steps": total_steps}
+            "total_steps": total_steps, "precision": str(amp_dtype(config, device) or torch.float32).removeprefix("torch.")}
 
 
 def _cut_to_time(config: TrainConfig, state: dict, *, epoch_s: float, valid_s: float, steps_per_epoch: int,
