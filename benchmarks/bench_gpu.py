@@ -24,11 +24,14 @@ from pathlib import Path
 
 #: Sizes of a full run, of ``--quick`` and of the CPU test (the code path only).
 FULL = {"frontend_batch": 256, "frontend_repeat": 20, "augment_batch": 64, "augment_repeat": 5,
-        "train_batches": (32, 64, 128, 256, 512), "train_repeat": 10, "fit_steps": 300, "fit_workers": (0, 4), "fit_per_class": 64}
+        "train_batches": (32, 64, 128, 256, 512), "train_repeat": 10,
+        "fit_steps": 300, "fit_workers": (0, 4), "fit_per_class": 64}
 QUICK = {"frontend_batch": 32, "frontend_repeat": 5, "augment_batch": 8, "augment_repeat": 2,
-         "train_batches": (32, 128), "train_repeat": 3, "fit_steps": 60, "fit_workers": (0, 4), "fit_per_class": 32}
+         "train_batches": (32, 128), "train_repeat": 3,
+         "fit_steps": 60, "fit_workers": (0, 4), "fit_per_class": 32}
 SMOKE = {"frontend_batch": 2, "frontend_repeat": 1, "augment_batch": 2, "augment_repeat": 1,
-         "train_batches": (2,), "train_repeat": 1, "fit_steps": 4, "fit_workers": (0,), "fit_per_class": 8}
+         "train_batches": (2,), "train_repeat": 1,
+         "fit_steps": 4, "fit_workers": (0,), "fit_per_class": 8}
 TRAIN_MODELS = ("vgg", "effnet_s")
 
 
@@ -114,7 +117,8 @@ def _train_rows(dev, sizes: dict) -> list[str]:
         for precision in ("bf16 autocast", "float32"):
             for b in sizes["train_batches"]:
                 torch.manual_seed(0)
-                model = to_training_layout(create_model(name, num_classes=10, sr=16000, hop_length=160).to(dev).train())
+                model = create_model(name, num_classes=10, sr=16000, hop_length=160)
+                model = to_training_layout(model.to(dev).train())
                 opt = adamw(model.parameters(), lr=1e-3)
                 x = torch.randn(b, 16000, device=dev) * 0.1
                 y = torch.arange(b, device=dev) % 10
@@ -133,8 +137,7 @@ def _train_rows(dev, sizes: dict) -> list[str]:
 
 def _fit_rows(dev, sizes: dict) -> list[str]:
     """``fit`` on the synthetic set with the recipe's config on ``dev`` for ``fit_steps`` steps."""
-    from roomtone.prepare.datasets.synthetic import synthetic_events
-    from roomtone.prepare.pipeline import prepare
+    from benchmarks.bench_recipe import prepare_dataset
     from roomtone.recipe import recipe
     from roomtone.train import fit
 
@@ -142,13 +145,12 @@ def _fit_rows(dev, sizes: dict) -> list[str]:
             "| clips per s | outside the model |", "|---|---:|---|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        manifest = synthetic_events(tmp / "wav", seed=0, n_per_class=sizes["fit_per_class"], n_sessions=4)
-        data = Path(prepare(manifest, tmp / "prepared", valid=0.125, test=0.25, seed=0, html=False))
+        data = prepare_dataset("synthetic", tmp / "synthetic", synthetic_per_class=sizes["fit_per_class"])
         base = recipe(data, transfer=False).config
         steps = sizes["fit_steps"]
         for workers in sizes["fit_workers"]:
             cfg = base.replace(device=str(dev), num_workers=workers, max_steps=steps, max_seconds=None,
-                               epochs=steps, patience=None, checkpoint_every=0)  # >= 1 step per epoch: max_steps binds
+                               epochs=steps, patience=None, checkpoint_every=0)  # >= 1 step an epoch: max_steps binds
             s = fit(cfg, data_dir=data, out_dir=tmp / f"run-{workers}", progress=False)
             c, secs = s["compute"], s["train_seconds"]
             rows.append(f"| {cfg.model}, {cfg.frontend.sr} Hz, batch {cfg.batch_size} | {workers} | "

@@ -39,8 +39,9 @@ def prepare_fsdd(out: Path, *, official: bool) -> Path:
                         overwrite=True, **kw))
 
 
-def prepare_dataset(name: str, out: Path) -> Path | None:
-    """One of the suite's datasets, prepared into ``out`` (None when its files are absent)."""
+def prepare_dataset(name: str, out: Path, *, synthetic_per_class: int = 64) -> Path | None:
+    """One of the suite's datasets, prepared into ``out`` (None when its files are absent); the synthetic set with
+    ``synthetic_per_class`` clips per class."""
     from roomtone.prepare.pipeline import prepare
 
     common = {"seed": 0, "html": False, "overwrite": True}
@@ -50,7 +51,8 @@ def prepare_dataset(name: str, out: Path) -> Path | None:
         return Path(prepare(INSECTS, out, test=0.3, **common)) if INSECTS.exists() else None
     from roomtone.prepare.datasets.synthetic import synthetic_events
 
-    manifest = synthetic_events(out.with_name(out.name + "-wav"), seed=0, n_per_class=64, n_sessions=8, overwrite=True)
+    manifest = synthetic_events(out.with_name(out.name + "-wav"), seed=0, n_per_class=synthetic_per_class, n_sessions=8,
+                                overwrite=True)
     return Path(prepare(manifest, out, valid=0.125, test=0.25, **common))
 
 
